@@ -4,5 +4,7 @@
 //! The library never prints; the binary (`src/main.rs`) decides how to show results.
 
 pub mod contacts;
+pub mod error;
+pub mod format;
 pub mod media;
 pub mod storage;

@@ -107,8 +107,17 @@ pub enum StorageError {
     FileTooLarge { path: String },
     #[error("{path}: FAT cannot hold this name: {reason}")]
     InvalidName { path: String, reason: String },
-    #[error("{path}: the file system is corrupt: {what} (run `fsck.fat -n` on the card to see more)")]
+    #[error(
+        "{path}: the file system is corrupt: {what} (run `fsck.fat -n` on the card to see more)"
+    )]
     Corrupt { path: String, what: String },
+    /// The card is not something we can open directly: `what` says what was found and
+    /// what to do instead.
+    #[error("{path}: {what}")]
+    Unrecognised { path: String, what: String },
+    /// A block device in use by the kernel (mounted): raw writes would corrupt it.
+    #[error("{path} is mounted at {mount_point}: writing to the raw device under a mounted file system would corrupt the card.\n  Either pass the mount point as the card: {mount_point}\n  or unmount it first: umount {mount_point}")]
+    Mounted { path: String, mount_point: String },
     #[error("{0}")]
     Other(String),
 }
@@ -196,5 +205,8 @@ pub fn parent(path: &str) -> &str {
 
 /// The last component of a relative path.
 pub fn file_name(path: &str) -> &str {
-    path.trim_end_matches('/').rsplit('/').next().unwrap_or(path)
+    path.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path)
 }
