@@ -6,5 +6,6 @@
 pub mod contacts;
 pub mod error;
 pub mod format;
+pub mod manifest;
 pub mod media;
 pub mod storage;
