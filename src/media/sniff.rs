@@ -225,6 +225,14 @@ mod tests {
         );
         assert_eq!(
             sniff(&ftyp(b"mif1", b"mif1heic")),
+            Some((MediaKind::Photo, "heic"))
+        );
+        assert_eq!(
+            sniff(&ftyp(b"mif1", b"mif1avif")),
+            Some((MediaKind::Photo, "avif"))
+        );
+        assert_eq!(
+            sniff(&ftyp(b"mif1", b"mif1miaf")),
             Some((MediaKind::Photo, "heif"))
         );
         assert_eq!(
