@@ -9,3 +9,4 @@ pub mod format;
 pub mod manifest;
 pub mod media;
 pub mod storage;
+pub mod transfer;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sdexport::format::fat_type_name;
 use sdexport::storage::open::{open_card, Card, CardOptions, Details};
-use sdexport::storage::{self, Entry, Volume};
+use sdexport::storage::{self, Entry};
 
 use crate::cli::{GetArgs, InfoArgs, LsArgs};
 use crate::output::{human_bytes, Output, Status};

@@ -97,7 +97,7 @@ pub enum StorageError {
     NotFound { path: String },
     #[error("{path}: already exists")]
     AlreadyExists { path: String },
-    #[error("{path}: the card is full ({needed} bytes needed, {available} bytes free)")]
+    #[error("{path}: the card is full{}", if *needed > 0 { format!(" ({needed} bytes needed, {available} bytes free)") } else { String::new() })]
     NoSpace {
         path: String,
         needed: u64,
@@ -128,6 +128,12 @@ impl StorageError {
         match source.kind() {
             io::ErrorKind::NotFound => StorageError::NotFound { path },
             io::ErrorKind::AlreadyExists => StorageError::AlreadyExists { path },
+            io::ErrorKind::StorageFull => StorageError::NoSpace {
+                path,
+                needed: 0,
+                available: 0,
+            },
+            io::ErrorKind::FileTooLarge => StorageError::FileTooLarge { path },
             _ => StorageError::Io { path, source },
         }
     }

@@ -1,0 +1,538 @@
+//! The verified photo move: plan, copy, read back, record, and only then remove.
+//!
+//! The protocol (docs/SAFETY.md has the reasons):
+//! 1. finish what an interrupted run left: [`manifest::recover`], remove temp files;
+//! 2. scan the phone, plan every destination, and pre-flight (space in clusters, FAT's
+//!    4 GiB limit, names FAT cannot hold, clashes) before writing a byte;
+//! 3. copy each file under a temporary name in `.sdexport/tmp/`, hashing while writing,
+//!    checking that the source gave as many bytes as it claims, then rename into place;
+//! 4. in batches that are read back only after at least [`PhotoOptions::batch_bytes`] more
+//!    has been written (or at the end of the run): sync, drop caches, read every copy back
+//!    from the card and compare its SHA-256 with the source's;
+//! 5. record verified files in the manifest (flushed and read back);
+//! 6. only with `--move`, remove originals whose copy verified — whole pairs only, and only
+//!    if the original still has the size and modified time it had when it was copied.
+
+pub mod contacts;
+mod copy;
+mod plan;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::manifest::{self, Manifest, Record};
+use crate::media::{self, Layout, ScanOptions, Skipped};
+use crate::storage::{StorageError, Volume};
+
+pub use plan::{PlanError, Planned};
+
+/// Temporary files live here until renamed into place; anything found here at the start
+/// of a run was left by an interrupted one and is removed.
+pub const TMP_DIR: &str = ".sdexport/tmp";
+
+/// What a photos run does.
+#[derive(Debug, Clone)]
+pub struct PhotoOptions {
+    pub move_files: bool,
+    pub layout: Layout,
+    /// Phone folders to scan besides DCIM.
+    pub include: Vec<String>,
+    pub all_files: bool,
+    pub dry_run: bool,
+    /// A batch is read back only once this many bytes have been written after it
+    /// (default 1 GiB: more than any card's cache, see docs/SAFETY.md).
+    pub batch_bytes: u64,
+    pub run_id: String,
+}
+
+impl Default for PhotoOptions {
+    fn default() -> Self {
+        PhotoOptions {
+            move_files: false,
+            layout: Layout::Keep,
+            include: Vec::new(),
+            all_files: false,
+            dry_run: false,
+            batch_bytes: 1 << 30,
+            run_id: new_run_id(),
+        }
+    }
+}
+
+/// A run id that sorts by time: `20240131T235959Z-1a2b`.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        std::process::id() & 0xffff
+    )
+}
+
+/// Progress of a long run, drawn by the binary; the library only reports.
+pub trait Progress {
+    /// A new phase starts (`copy`, `verify`) with this many bytes of work.
+    fn phase(&mut self, _name: &str, _total_bytes: u64) {}
+    fn advance(&mut self, _bytes: u64) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Would be copied (dry run).
+    Planned,
+    /// Copied in this run and read back with a matching hash.
+    Copied,
+    /// Already on the card with the same content (and, when moving, read back).
+    AlreadyOnCard,
+    /// Not done; the original is untouched. `reason` says why.
+    Failed,
+}
+
+/// One file of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub source: String,
+    pub destination: Option<String>,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub status: Status,
+    /// The original was removed from the phone (only with `--move`).
+    pub removed: bool,
+    /// Why it failed, or why the original was kept although the copy is fine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captured: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captured_from: Option<&'static str>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhotosReport {
+    pub run_id: String,
+    pub dry_run: bool,
+    pub moved: bool,
+    pub files: Vec<FileReport>,
+    pub skipped: Vec<Skipped>,
+    pub bytes_copied: u64,
+    pub bytes_needed: u64,
+    pub free_bytes_before: u64,
+    /// Copies that read back differently from what was written: the card is suspect.
+    pub read_back_mismatches: usize,
+    pub warnings: Vec<String>,
+}
+
+impl PhotosReport {
+    pub fn count(&self, s: Status) -> usize {
+        self.files.iter().filter(|f| f.status == s).count()
+    }
+    pub fn removed(&self) -> usize {
+        self.files.iter().filter(|f| f.removed).count()
+    }
+    /// Everything that was asked for was done.
+    pub fn complete(&self) -> bool {
+        self.count(Status::Failed) == 0
+            && (!self.moved
+                || self
+                    .files
+                    .iter()
+                    .all(|f| f.removed || f.status == Status::Planned))
+    }
+}
+
+/// Errors that stop a run before anything was written (or while writing, for the card).
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// Copy (or move) the phone's photos to the card.
+pub fn run_photos(
+    phone: &mut dyn Volume,
+    card: &mut dyn Volume,
+    options: &PhotoOptions,
+    progress: &mut dyn Progress,
+) -> Result<PhotosReport, TransferError> {
+    if !options.dry_run {
+        manifest::recover(card)?;
+        copy::remove_leftover_temps(card)?;
+    }
+    let mut roots = vec!["DCIM".to_string()];
+    roots.extend(
+        options
+            .include
+            .iter()
+            .map(|r| r.trim_matches('/').to_string()),
+    );
+    let scan = media::scan(
+        phone,
+        &ScanOptions {
+            roots,
+            all_files: options.all_files,
+        },
+    )?;
+    let mut manifest = manifest::load(card)?;
+    let source_device = phone.describe();
+    let mut report = PhotosReport {
+        run_id: options.run_id.clone(),
+        dry_run: options.dry_run,
+        moved: options.move_files,
+        files: Vec::new(),
+        skipped: scan.skipped.clone(),
+        bytes_copied: 0,
+        bytes_needed: 0,
+        free_bytes_before: 0,
+        read_back_mismatches: 0,
+        warnings: Vec::new(),
+    };
+    let plan = plan::plan(phone, card, &scan.items, options, &manifest)?;
+    report.bytes_needed = plan.bytes_needed;
+    report.free_bytes_before = plan.free_bytes;
+    report.files = plan.items.iter().map(|p| p.report.clone()).collect();
+    if options.dry_run {
+        return Ok(report);
+    }
+
+    let mut session = Session {
+        phone,
+        card,
+        options,
+        manifest: &mut manifest,
+        report: &mut report,
+        items: &plan.items,
+        source_device,
+        pending_removal: Vec::new(),
+        verified: vec![false; plan.items.len()],
+    };
+    session.copy_and_verify(progress)?;
+    Ok(report)
+}
+
+/// The state of one run while it copies and verifies.
+struct Session<'a> {
+    phone: &'a mut dyn Volume,
+    card: &'a mut dyn Volume,
+    options: &'a PhotoOptions,
+    manifest: &'a mut Manifest,
+    report: &'a mut PhotosReport,
+    items: &'a [Planned],
+    source_device: String,
+    /// Verified items waiting for the rest of their pair before removal.
+    pending_removal: Vec<usize>,
+    verified: Vec<bool>,
+}
+
+impl Session<'_> {
+    fn copy_and_verify(&mut self, progress: &mut dyn Progress) -> Result<(), TransferError> {
+        let total: u64 = self
+            .items
+            .iter()
+            .filter(|p| p.report.status == Status::Planned)
+            .map(|p| p.item.size)
+            .sum();
+        progress.phase("copy", total);
+        let batch_bytes = self.options.batch_bytes.max(1);
+        let mut current: Vec<usize> = Vec::new();
+        let mut current_bytes = 0u64;
+        let mut closed: VecDeque<(Vec<usize>, u64)> = VecDeque::new();
+        let mut written_total = 0u64;
+        let mut card_errors_in_a_row = 0;
+        let mut stop_reason: Option<String> = None;
+
+        for (i, planned) in self.items.iter().enumerate() {
+            if planned.report.status != Status::Planned {
+                continue;
+            }
+            if let Some(why) = &stop_reason {
+                self.fail(i, why.clone());
+                continue;
+            }
+            match copy::copy_one(
+                self.phone,
+                self.card,
+                planned,
+                self.manifest,
+                &self.options.run_id,
+                i,
+                progress,
+            ) {
+                Ok(done) => {
+                    card_errors_in_a_row = 0;
+                    let r = &mut self.report.files[i];
+                    r.sha256 = Some(done.sha256);
+                    r.destination = Some(done.destination);
+                    r.status = if done.already_there {
+                        Status::AlreadyOnCard
+                    } else {
+                        Status::Copied
+                    };
+                    if done.renamed {
+                        r.reason = Some(
+                            "a different file had this name on the card; saved under a new name"
+                                .into(),
+                        );
+                    }
+                    written_total += done.bytes_written;
+                    self.report.bytes_copied += done.bytes_written;
+                    current_bytes += done.bytes_written;
+                    current.push(i);
+                }
+                Err(copy::CopyError::Source(why)) => self.fail(i, why),
+                Err(copy::CopyError::CardFull(why)) => {
+                    self.fail(i, why.clone());
+                    stop_reason = Some(format!("not copied: {why}"));
+                }
+                Err(copy::CopyError::Card(why)) => {
+                    self.fail(i, why.clone());
+                    card_errors_in_a_row += 1;
+                    if card_errors_in_a_row >= 3 {
+                        stop_reason = Some(format!("not copied: the card keeps failing ({why})"));
+                    }
+                }
+            }
+            if current_bytes >= batch_bytes {
+                closed.push_back((std::mem::take(&mut current), written_total));
+                current_bytes = 0;
+            }
+            while let Some((_, mark)) = closed.front() {
+                if written_total.saturating_sub(*mark) < batch_bytes {
+                    break;
+                }
+                let (batch, _) = closed.pop_front().unwrap_or_default();
+                self.verify_and_commit(&batch, progress)?;
+            }
+        }
+        let mut rest: Vec<usize> = closed.into_iter().flat_map(|(b, _)| b).collect();
+        rest.extend(current);
+        self.verify_and_commit(&rest, progress)?;
+        self.remove_pending(true)?;
+        if self.report.read_back_mismatches > 0 {
+            self.report.warnings.push(format!(
+                "{} cop{} read back from the card with different content than was written: the card may be counterfeit (smaller than it claims) or failing. Their originals were kept. Test the card with f3 (f3probe --destructive) or H2testw before using it again.",
+                self.report.read_back_mismatches,
+                if self.report.read_back_mismatches == 1 { "y" } else { "ies" }
+            ));
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, i: usize, why: String) {
+        let r = &mut self.report.files[i];
+        r.status = Status::Failed;
+        r.reason = Some(why);
+    }
+
+    /// Read back every copy of `batch` from the card, record the good ones in the manifest,
+    /// and release originals whose whole pair is verified.
+    fn verify_and_commit(
+        &mut self,
+        batch: &[usize],
+        progress: &mut dyn Progress,
+    ) -> Result<(), TransferError> {
+        let needs_read_back: Vec<usize> = batch
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let r = &self.report.files[i];
+                matches!(r.status, Status::Copied)
+                    || (r.status == Status::AlreadyOnCard && self.options.move_files)
+            })
+            .collect();
+        // Already-there files in copy mode were matched by content just now (or recorded
+        // verified in the manifest): they need no second read.
+        for &i in batch {
+            if self.report.files[i].status == Status::AlreadyOnCard && !self.options.move_files {
+                self.verified[i] = true;
+            }
+        }
+        if let Err(e) = self.card.sync() {
+            // A failed flush means nothing of this batch can be trusted.
+            for &i in &needs_read_back {
+                self.fail(i, format!("the card failed to flush: {e}"));
+            }
+            return Ok(());
+        }
+        self.card.drop_caches()?;
+        let total: u64 = needs_read_back
+            .iter()
+            .map(|&i| self.items[i].item.size)
+            .sum();
+        progress.phase("verify", total);
+        for &i in &needs_read_back {
+            let dest = self.report.files[i].destination.clone().unwrap_or_default();
+            let want = self.report.files[i].sha256.clone().unwrap_or_default();
+            match copy::hash_on_card(self.card, &dest, progress) {
+                Ok((got, len)) if got == want && len == self.items[i].item.size => {
+                    self.verified[i] = true;
+                }
+                Ok(_) => {
+                    self.report.read_back_mismatches += 1;
+                    if self.report.files[i].status == Status::Copied {
+                        // Our own copy is wrong: take it away so that no one trusts it and
+                        // the next run writes it again.
+                        let _ = self.card.remove_file(&dest);
+                        self.manifest.remove(&dest);
+                    }
+                    self.fail(i, "the copy read back from the card differs from the original (the original was kept)".into());
+                }
+                Err(e) => self.fail(
+                    i,
+                    format!("cannot read the copy back from the card: {e} (the original was kept)"),
+                ),
+            }
+        }
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for &i in batch {
+            if !self.verified[i] {
+                continue;
+            }
+            let p = &self.items[i];
+            let r = &self.report.files[i];
+            let dest = r.destination.clone().unwrap_or_default();
+            let keep_old = self
+                .manifest
+                .get(&dest)
+                .filter(|old| Some(&old.sha256) == r.sha256.as_ref())
+                .cloned();
+            let record = Record {
+                path: dest.clone(),
+                size: p.item.size,
+                sha256: r.sha256.clone().unwrap_or_default(),
+                kind: Some(kind_name(p.item.kind).into()),
+                captured: r.captured.clone(),
+                captured_from: r.captured_from.map(str::to_string),
+                source_path: Some(p.item.path.clone()),
+                source_device: Some(self.source_device.clone()),
+                original_name: r.renamed_from.clone(),
+                modified: p.item.modified.map(rfc3339),
+                pair_id: p.item.pair_id.clone(),
+                verified_at: Some(now.clone()),
+                run_id: keep_old
+                    .as_ref()
+                    .map(|o| o.run_id.clone())
+                    .unwrap_or_else(|| self.options.run_id.clone()),
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            self.manifest.insert(record);
+            if self.options.move_files {
+                self.pending_removal.push(i);
+            }
+        }
+        if batch.iter().any(|&i| self.verified[i]) {
+            manifest::save(self.card, self.manifest)?;
+        }
+        self.remove_pending(false)
+    }
+
+    /// Remove originals whose copy verified, a whole pair at a time. With `last`, pairs that
+    /// can no longer complete are reported.
+    fn remove_pending(&mut self, last: bool) -> Result<(), TransferError> {
+        if !self.options.move_files {
+            return Ok(());
+        }
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, p) in self.items.iter().enumerate() {
+            let key = p.item.pair_id.clone().unwrap_or_else(|| format!("\0{i}"));
+            groups.entry(key).or_default().push(i);
+        }
+        let pending: std::collections::HashSet<usize> =
+            self.pending_removal.iter().copied().collect();
+        let mut still = Vec::new();
+        let mut removed_any = false;
+        for members in groups.values() {
+            if !members.iter().any(|m| pending.contains(m)) {
+                continue;
+            }
+            let all_verified = members.iter().all(|&m| self.verified[m]);
+            if !all_verified {
+                if last {
+                    for &m in members {
+                        if self.verified[m] && !self.report.files[m].removed {
+                            self.report.files[m].reason = Some(
+                                "kept on the phone: the other file of its pair (Live Photo or RAW+JPEG) is not safely on the card".into(),
+                            );
+                        }
+                    }
+                } else {
+                    still.extend(members.iter().copied().filter(|m| pending.contains(m)));
+                }
+                continue;
+            }
+            for &m in members {
+                if self.report.files[m].removed {
+                    continue;
+                }
+                let item = &self.items[m].item;
+                match self.phone.stat(&item.path) {
+                    Ok(Some(e)) if e.size == item.size && same_time(e.modified, item.modified) => {
+                        match self.phone.remove_file(&item.path) {
+                            Ok(()) => {
+                                self.report.files[m].removed = true;
+                                removed_any = true;
+                            }
+                            Err(e) => {
+                                self.report.files[m].reason = Some(format!("the copy is safe but the original could not be removed: {e}"))
+                            }
+                        }
+                    }
+                    Ok(Some(_)) => {
+                        self.report.files[m].reason =
+                            Some("kept on the phone: it changed while it was being copied; run again to copy the new version".into())
+                    }
+                    Ok(None) => {
+                        self.report.files[m].reason = Some("the original disappeared from the phone during the run".into())
+                    }
+                    Err(e) => self.report.files[m].reason = Some(format!("kept: cannot check the original: {e}")),
+                }
+            }
+        }
+        self.pending_removal = still;
+        if removed_any {
+            // Removals are not worth failing the run over if the phone cannot sync.
+            let _ = self.phone.sync();
+        }
+        Ok(())
+    }
+}
+
+fn same_time(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
+    a == b
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn kind_name(k: media::MediaKind) -> &'static str {
+    match k {
+        media::MediaKind::Photo => "photo",
+        media::MediaKind::Video => "video",
+        media::MediaKind::Raw => "raw",
+        media::MediaKind::Other => "other",
+    }
+}
+
+/// Counts of skipped files by reason, for summaries.
+pub fn skipped_by_reason(skipped: &[Skipped]) -> Vec<(String, usize)> {
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for s in skipped {
+        *m.entry(s.reason.to_string()).or_default() += 1;
+    }
+    let mut v: Vec<(String, usize)> = m.into_iter().collect();
+    v.sort();
+    v
+}
