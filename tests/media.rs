@@ -721,6 +721,54 @@ fn skip_reasons_read_well() {
     );
 }
 
+#[test]
+fn raw_with_own_tiff_magic_still_has_exif() {
+    // Olympus ORF ("IIRO") and Panasonic RW2 ("IIU\0") are TIFF with another magic number;
+    // a NEF with its magic swapped stands in for both.
+    let nef = fs::read(samples_dir().join("exiftool_Nikon.nef")).unwrap();
+    let mut orf = nef.clone();
+    orf[2..4].copy_from_slice(b"RO");
+    let mut rw2 = nef.clone();
+    rw2[2..4].copy_from_slice(b"U\0");
+    let (_tmp, mut vol) = phone_with(&[("P1010001.ORF", orf), ("P1010002.RW2", rw2)]);
+    let s = scan(&mut vol, &ScanOptions::default()).unwrap();
+    let formats: Vec<(&str, MediaKind)> = s.items.iter().map(|i| (i.format, i.kind)).collect();
+    assert_eq!(formats, [("orf", MediaKind::Raw), ("rw2", MediaKind::Raw)]);
+    for it in &s.items {
+        let t = capture_time(&mut vol, it);
+        assert_eq!(
+            (t.source, t.local),
+            (DateSource::Exif, dt("2004-06-09 16:02:35")),
+            "{}",
+            it.path
+        );
+    }
+}
+
+#[test]
+fn root_spelled_in_another_case() {
+    let jpg = fs::read(samples_dir().join("Canon_40D.jpg")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("dcim/Camera/a.jpg"), &jpg);
+    let mut vol = TreeVolume::new(tmp.path());
+    let s = scan(&mut vol, &ScanOptions::default()).unwrap();
+    assert_eq!(s.items.len(), 1);
+    assert_eq!(s.items[0].path, "dcim/Camera/a.jpg");
+    assert_eq!(
+        destination(&s.items[0], Layout::Keep, None),
+        "DCIM/Camera/a.jpg"
+    );
+    let whole = scan(
+        &mut vol,
+        &ScanOptions {
+            roots: vec!["".into()],
+            all_files: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(whole.items.len(), 1);
+}
+
 // ----- layouts -----
 
 fn item(path: &str, kind: MediaKind, pair: Option<&str>) -> MediaItem {

@@ -36,7 +36,7 @@ const QUICKTIME_EPOCH_OFFSET: i64 = 2_082_844_800;
 pub fn capture_time(volume: &mut dyn Volume, item: &MediaItem) -> CaptureTime {
     let is_isobmff_raw = matches!(item.format, "cr3");
     if matches!(item.kind, MediaKind::Photo | MediaKind::Raw) {
-        if let Some((local, offset)) = exif_time(volume, &item.path) {
+        if let Some((local, offset)) = exif_time(volume, item) {
             return CaptureTime {
                 local,
                 offset,
@@ -158,11 +158,72 @@ fn open_bounded<'a>(
 
 /// `DateTimeOriginal` (else `DateTimeDigitized`) with its offset, from nom-exif, else
 /// kamadak-exif. `None` when neither finds a plausible date.
-fn exif_time(volume: &mut dyn Volume, path: &str) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
+fn exif_time(
+    volume: &mut dyn Volume,
+    item: &MediaItem,
+) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
+    // Olympus ORF and Panasonic RW2 are TIFF with their own magic number in place of 42;
+    // both parsers want 42, so they are shown the standard header.
+    let tiff_magic = matches!(item.format, "orf" | "rw2");
+    let path = item.path.as_str();
+    if tiff_magic {
+        if let Some(found) = open_bounded(volume, path)
+            .map(TiffMagic::new)
+            .and_then(exif_nom)
+        {
+            return Some(found);
+        }
+        return open_bounded(volume, path)
+            .map(TiffMagic::new)
+            .and_then(exif_kamadak);
+    }
     if let Some(found) = open_bounded(volume, path).and_then(exif_nom) {
         return Some(found);
     }
     open_bounded(volume, path).and_then(exif_kamadak)
+}
+
+/// Presents bytes 2..4 of a TIFF-like file as the standard magic 42 (in the file's byte
+/// order), leaving everything else as is.
+pub(crate) struct TiffMagic<R> {
+    inner: R,
+    pos: u64,
+    big_endian: Option<bool>,
+}
+
+impl<R: Read + Seek> TiffMagic<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        TiffMagic {
+            inner,
+            pos: 0,
+            big_endian: None,
+        }
+    }
+}
+
+impl<R: Read> Read for TiffMagic<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let start = self.pos;
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            match start + i as u64 {
+                0 => self.big_endian = Some(*b == b'M'),
+                2 => *b = if self.big_endian == Some(true) { 0 } else { 42 },
+                3 => *b = if self.big_endian == Some(true) { 42 } else { 0 },
+                p if p > 3 => break,
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Seek> Seek for TiffMagic<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(pos)?;
+        Ok(self.pos)
+    }
 }
 
 pub(crate) fn exif_nom<R: Read + Seek>(reader: R) -> Option<(NaiveDateTime, Option<FixedOffset>)> {

@@ -23,8 +23,12 @@ pub fn scan(volume: &mut dyn Volume, options: &ScanOptions) -> Result<Scan, Stor
     let mut out = Scan::default();
     let mut seen = BTreeSet::new();
     for root in &options.roots {
-        let root = root.trim_matches('/');
-        match volume.stat(root)? {
+        let root = root.trim_start_matches("./").trim_matches('/');
+        if root.is_empty() {
+            walk(volume, "", 0, options, &mut seen, &mut out)?;
+            continue;
+        }
+        match resolve_root(volume, root)? {
             None => out.skipped.push(Skipped {
                 path: root.to_string(),
                 reason: SkipReason::Unreadable("no such folder".to_string()),
@@ -34,13 +38,39 @@ pub fn scan(volume: &mut dyn Volume, options: &ScanOptions) -> Result<Scan, Stor
                     consider_file(volume, &entry, options, &mut out);
                 }
             }
-            Some(_) => walk(volume, root, 0, options, &mut seen, &mut out)?,
+            Some(entry) => walk(volume, &entry.path, 0, options, &mut seen, &mut out)?,
         }
     }
     out.items.sort_by(|a, b| a.path.cmp(&b.path));
     out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     assign_pairs(&mut out.items);
     Ok(out)
+}
+
+/// The entry for `root`, matched case-insensitively component by component when the exact
+/// spelling is missing (`dcim` on some phones, `Dcim` on copied folders).
+fn resolve_root(volume: &mut dyn Volume, root: &str) -> Result<Option<Entry>, StorageError> {
+    if let Some(entry) = volume.stat(root)? {
+        return Ok(Some(entry));
+    }
+    let mut dir = String::new();
+    let mut found = None;
+    for part in root.split('/').filter(|p| !p.is_empty()) {
+        let entries = match volume.list(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(entry) = entries
+            .into_iter()
+            .find(|e| e.name().to_lowercase() == part.to_lowercase())
+        else {
+            return Ok(None);
+        };
+        dir = entry.path.clone();
+        found = Some(entry);
+    }
+    Ok(found)
 }
 
 fn walk(
