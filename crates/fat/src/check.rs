@@ -95,7 +95,11 @@ pub(crate) fn check<S: Storage>(fs: &mut FileSystem<S>) -> Result<CheckReport> {
     while let Some((key, path, parent)) = stack.pop() {
         if let Err(e) = fs.load_dir(key) {
             probs.push(Problem::Other {
-                path: if path.is_empty() { "/".into() } else { path.clone() },
+                path: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.clone()
+                },
                 what: e.to_string(),
             });
             continue;
@@ -103,7 +107,9 @@ pub(crate) fn check<S: Storage>(fs: &mut FileSystem<S>) -> Result<CheckReport> {
         let Some(d) = fs.dirs.get(&key) else { continue };
         let (entries, _, _) = dir::parse(&d.data);
         if key != 0 {
-            let dot = entries.first().filter(|p| p.slot == 0 && p.kind == Kind::Dot);
+            let dot = entries
+                .first()
+                .filter(|p| p.slot == 0 && p.kind == Kind::Dot);
             let dotdot = entries
                 .get(1)
                 .filter(|p| p.slot == 1 && p.kind == Kind::DotDot);
@@ -159,9 +165,7 @@ pub(crate) fn check<S: Storage>(fs: &mut FileSystem<S>) -> Result<CheckReport> {
         }
     }
     let lost = (2..=max)
-        .filter(|&c| {
-            w.owner[c as usize] == 0 && !matches!(fs.fat.get(c), Entry::Free | Entry::Bad)
-        })
+        .filter(|&c| w.owner[c as usize] == 0 && !matches!(fs.fat.get(c), Entry::Free | Entry::Bad))
         .count() as u32;
     if lost > 0 {
         probs.push(Problem::LostClusters { count: lost });

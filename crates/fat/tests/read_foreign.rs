@@ -28,7 +28,11 @@ fn fill_and_compare(size: u64, bits: u32) {
     };
     assert_eq!(info.fat_type, want_type);
     for d in ["/", "/Photos", "/Photos/Nested Dir"] {
-        assert_eq!(our_list(&mut fs, d), mdir(&img.path, d).unwrap(), "listing of {d}");
+        assert_eq!(
+            our_list(&mut fs, d),
+            mdir(&img.path, d).unwrap(),
+            "listing of {d}"
+        );
     }
     for (p, data) in &files {
         assert!(our_read(&mut fs, p) == *data, "bytes of {p}");
@@ -45,7 +49,10 @@ fn fill_and_compare(size: u64, bits: u32) {
     assert!(rep.problems.is_empty(), "{:?}", rep.problems);
     assert_eq!(rep.files, 6);
     assert_eq!(rep.directories, 2);
-    assert_eq!(fs.free_bytes(), u64::from(info.free_clusters) * u64::from(info.bytes_per_cluster));
+    assert_eq!(
+        fs.free_bytes(),
+        u64::from(info.free_clusters) * u64::from(info.bytes_per_cluster)
+    );
 }
 
 #[test]

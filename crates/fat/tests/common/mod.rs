@@ -92,14 +92,33 @@ fn mtools(name: &str) -> Option<Command> {
 pub fn mdir(img: &Path, dir: &str) -> Option<Vec<String>> {
     let mut c = mtools("mdir")?;
     let target = format!("::{dir}");
-    let o = c.arg("-b").arg("-i").arg(img).arg(&target).output().unwrap();
-    assert!(o.status.success(), "mdir failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = c
+        .arg("-b")
+        .arg("-i")
+        .arg(img)
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mdir failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let s = String::from_utf8_lossy(&o.stdout);
-    let prefix = if target.ends_with('/') { target.clone() } else { format!("{target}/") };
+    let prefix = if target.ends_with('/') {
+        target.clone()
+    } else {
+        format!("{target}/")
+    };
     let mut v: Vec<String> = s
         .lines()
         .filter(|l| !l.is_empty())
-        .map(|l| l.strip_prefix(&prefix).unwrap_or(l).trim_end_matches('/').to_string())
+        .map(|l| {
+            l.strip_prefix(&prefix)
+                .unwrap_or(l)
+                .trim_end_matches('/')
+                .to_string()
+        })
         .collect();
     v.sort();
     Some(v)
@@ -108,23 +127,53 @@ pub fn mdir(img: &Path, dir: &str) -> Option<Vec<String>> {
 /// File contents as `mcopy -n -i img ::/path -` reads them.
 pub fn mcopy_read(img: &Path, path: &str) -> Option<Vec<u8>> {
     let mut c = mtools("mcopy")?;
-    let o = c.arg("-n").arg("-i").arg(img).arg(format!("::{path}")).arg("-").output().unwrap();
-    assert!(o.status.success(), "mcopy failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = c
+        .arg("-n")
+        .arg("-i")
+        .arg(img)
+        .arg(format!("::{path}"))
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mcopy failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     Some(o.stdout)
 }
 
 /// Put a host file onto the image with mcopy.
 pub fn mcopy_put(img: &Path, host: &Path, path: &str) -> Option<()> {
     let mut c = mtools("mcopy")?;
-    let o = c.arg("-i").arg(img).arg(host).arg(format!("::{path}")).output().unwrap();
-    assert!(o.status.success(), "mcopy put failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = c
+        .arg("-i")
+        .arg(img)
+        .arg(host)
+        .arg(format!("::{path}"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mcopy put failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     Some(())
 }
 
 pub fn mmd(img: &Path, path: &str) -> Option<()> {
     let mut c = mtools("mmd")?;
-    let o = c.arg("-i").arg(img).arg(format!("::{path}")).output().unwrap();
-    assert!(o.status.success(), "mmd failed: {}", String::from_utf8_lossy(&o.stderr));
+    let o = c
+        .arg("-i")
+        .arg(img)
+        .arg(format!("::{path}"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mmd failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     Some(())
 }
 
@@ -138,7 +187,11 @@ pub fn mkfs(size: u64, bits: u32) -> Option<Image> {
         .arg(&img.path)
         .output()
         .unwrap();
-    assert!(o.status.success(), "mkfs.fat failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "mkfs.fat failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     Some(img)
 }
 
@@ -147,7 +200,11 @@ pub fn fatfs_list(img: &Path, dir: &str) -> Vec<String> {
     let f = std::fs::File::open(img).unwrap();
     let fs = fatfs::FileSystem::new(f, fatfs::FsOptions::new()).unwrap();
     let root = fs.root_dir();
-    let d = if dir.trim_matches('/').is_empty() { root } else { root.open_dir(dir.trim_matches('/')).unwrap() };
+    let d = if dir.trim_matches('/').is_empty() {
+        root
+    } else {
+        root.open_dir(dir.trim_matches('/')).unwrap()
+    };
     let mut v: Vec<String> = d
         .iter()
         .map(|e| e.unwrap().file_name())
@@ -160,7 +217,10 @@ pub fn fatfs_list(img: &Path, dir: &str) -> Vec<String> {
 pub fn fatfs_read(img: &Path, path: &str) -> Vec<u8> {
     let f = std::fs::File::open(img).unwrap();
     let fs = fatfs::FileSystem::new(f, fatfs::FsOptions::new()).unwrap();
-    let mut file = fs.root_dir().open_file(path.trim_start_matches('/')).unwrap();
+    let mut file = fs
+        .root_dir()
+        .open_file(path.trim_start_matches('/'))
+        .unwrap();
     let mut v = Vec::new();
     file.read_to_end(&mut v).unwrap();
     v
@@ -168,7 +228,12 @@ pub fn fatfs_read(img: &Path, path: &str) -> Vec<u8> {
 
 /// Our listing of a directory: sorted names.
 pub fn our_list(fs: &mut FileSystem<std::fs::File>, dir: &str) -> Vec<String> {
-    let mut v: Vec<String> = fs.list_dir(dir).unwrap().into_iter().map(|e| e.name).collect();
+    let mut v: Vec<String> = fs
+        .list_dir(dir)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     v.sort();
     v
 }
@@ -200,7 +265,12 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Every oracle agrees with `expected` (dir → names, file → bytes) and fsck is clean.
-pub fn assert_oracles(img: &Path, dirs: &[(&str, Vec<&str>)], files: &[(&str, &[u8])], mtools_ok: bool) {
+pub fn assert_oracles(
+    img: &Path,
+    dirs: &[(&str, Vec<&str>)],
+    files: &[(&str, &[u8])],
+    mtools_ok: bool,
+) {
     assert_fsck_clean(img);
     for (d, names) in dirs {
         let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
