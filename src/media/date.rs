@@ -156,7 +156,7 @@ fn open_bounded<'a>(
 
 // ----- EXIF -----
 
-/// `DateTimeOriginal` (else `DateTimeDigitized`) with its offset, from nom-exif, else
+/// `DateTimeOriginal` with its offset, from nom-exif, else
 /// kamadak-exif. `None` when neither finds a plausible date.
 fn exif_time(
     volume: &mut dyn Volume,
@@ -239,24 +239,16 @@ pub(crate) fn exif_nom<R: Read + Seek>(reader: R) -> Option<(NaiveDateTime, Opti
             .and_then(EntryValue::as_str)
             .and_then(parse_offset)
     };
-    for (tag, offset_tag) in [
-        (ExifTag::DateTimeOriginal, ExifTag::OffsetTimeOriginal),
-        (ExifTag::CreateDate, ExifTag::OffsetTimeDigitized),
-    ] {
-        let (local, aware_offset) = match exif.get(tag) {
-            Some(EntryValue::DateTime(dt)) => (dt.naive_local(), Some(*dt.offset())),
-            Some(EntryValue::NaiveDateTime(dt)) => (*dt, None),
-            Some(EntryValue::Text(s)) => match parse_exif_datetime(s) {
-                Some(dt) => (dt, None),
-                None => continue,
-            },
-            _ => continue,
-        };
-        if plausible_exif(&local) {
-            return Some((local, text_offset(offset_tag).or(aware_offset)));
-        }
-    }
-    None
+    // Only DateTimeOriginal: DateTimeDigitized is the scan time on scanned prints, and
+    // IFD0 DateTime (ModifyDate) is the last edit (NoExif.jpg carries one from 2019).
+    let (local, aware_offset) = match exif.get(ExifTag::DateTimeOriginal)? {
+        EntryValue::DateTime(dt) => (dt.naive_local(), Some(*dt.offset())),
+        EntryValue::NaiveDateTime(dt) => (*dt, None),
+        EntryValue::Text(s) => (parse_exif_datetime(s)?, None),
+        _ => return None,
+    };
+    let offset = text_offset(ExifTag::OffsetTimeOriginal).or(aware_offset);
+    plausible_exif(&local).then_some((local, offset))
 }
 
 pub(crate) fn exif_kamadak<R: Read + Seek>(
@@ -269,18 +261,13 @@ pub(crate) fn exif_kamadak<R: Read + Seek>(
         Some(Value::Ascii(v)) => v.first().map(|b| String::from_utf8_lossy(b).into_owned()),
         _ => None,
     };
-    for (tag, offset_tag) in [
-        (Tag::DateTimeOriginal, Tag::OffsetTimeOriginal),
-        (Tag::DateTimeDigitized, Tag::OffsetTimeDigitized),
-    ] {
-        let Some(local) = ascii(tag).as_deref().and_then(parse_exif_datetime) else {
-            continue;
-        };
-        if plausible_exif(&local) {
-            return Some((local, ascii(offset_tag).as_deref().and_then(parse_offset)));
-        }
-    }
-    None
+    let local = ascii(Tag::DateTimeOriginal)
+        .as_deref()
+        .and_then(parse_exif_datetime)?;
+    let offset = ascii(Tag::OffsetTimeOriginal)
+        .as_deref()
+        .and_then(parse_offset);
+    plausible_exif(&local).then_some((local, offset))
 }
 
 /// `YYYY:MM:DD HH:MM:SS` (also with `-` in the date, as some writers do); trailing

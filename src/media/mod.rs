@@ -34,7 +34,7 @@ use std::time::SystemTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DateSource {
-    /// EXIF `DateTimeOriginal` (or `DateTimeDigitized`), with `OffsetTimeOriginal` when present.
+    /// EXIF `DateTimeOriginal`, with `OffsetTimeOriginal` when present.
     Exif,
     /// The QuickTime/MP4 creation time (Apple `creationdate` key, else `mvhd`).
     Quicktime,
