@@ -10,3 +10,4 @@ pub mod manifest;
 pub mod media;
 pub mod storage;
 pub mod transfer;
+pub mod verify;
