@@ -214,6 +214,13 @@ pub(crate) fn parse(data: &[u8]) -> (Vec<Parsed>, usize, BTreeMap<usize, usize>)
     (out, end, holes)
 }
 
+/// Where a new entry set goes (see [`Dir::plan_slots`]).
+pub(crate) struct SlotPlan {
+    pub at: usize,
+    /// The deleted run it is carved from, if any.
+    pub hole: Option<(usize, usize)>,
+}
+
 /// A directory held in memory.
 pub(crate) struct Dir {
     /// First cluster; 0 for the fixed FAT12/16 root.
@@ -292,27 +299,69 @@ impl Dir {
         Some(p)
     }
 
-    /// Find `n` consecutive free slots: first fit among deleted runs, else at the end.
-    /// `None` means the directory must grow first.
-    pub fn find_slots(&mut self, n: usize) -> Option<usize> {
-        let hit = self
-            .holes
-            .iter()
-            .find(|(_, &len)| len >= n)
-            .map(|(&s, &len)| (s, len));
-        if let Some((s, len)) = hit {
-            self.holes.remove(&s);
-            if len > n {
-                self.holes.insert(s + n, len - n);
-            }
-            return Some(s);
+    /// Slots per cluster, or None for the fixed root (written in one piece anyway).
+    fn per_cluster(&self, geo_cluster_bytes: usize) -> Option<usize> {
+        if self.fixed.is_some() {
+            None
+        } else {
+            Some(geo_cluster_bytes / 32)
         }
-        if self.end + n <= self.slots() {
-            let s = self.end;
-            self.end += n;
-            return Some(s);
+    }
+
+    /// Where `n` consecutive free slots would go: first fit among deleted runs, else at the
+    /// end. An entry set is kept inside one cluster (so it is written with one write and a
+    /// crash cannot leave half of it) unless it is longer than a cluster. `None` means the
+    /// directory must grow first.
+    pub fn plan_slots(&self, n: usize, cluster_bytes: usize) -> Option<SlotPlan> {
+        let per = self.per_cluster(cluster_bytes).filter(|&p| n <= p);
+        let fit = |start: usize| -> usize {
+            match per {
+                Some(p) if start / p != (start + n - 1) / p => (start / p + 1) * p,
+                _ => start,
+            }
+        };
+        for (&s, &len) in &self.holes {
+            let at = fit(s);
+            if at + n <= s + len {
+                return Some(SlotPlan {
+                    at,
+                    hole: Some((s, len)),
+                });
+            }
+        }
+        let at = fit(self.end);
+        if at + n <= self.slots() {
+            return Some(SlotPlan { at, hole: None });
         }
         None
+    }
+
+    /// Take the slots of a plan. Returns the range of padding slots at the old end that
+    /// the caller must mark deleted (0xE5) and write before the entry itself.
+    pub fn take_slots(&mut self, plan: &SlotPlan, n: usize) -> Option<(usize, usize)> {
+        match plan.hole {
+            Some((s, len)) => {
+                self.holes.remove(&s);
+                if plan.at > s {
+                    self.holes.insert(s, plan.at - s);
+                }
+                if plan.at + n < s + len {
+                    self.holes.insert(plan.at + n, s + len - plan.at - n);
+                }
+                None
+            }
+            None => {
+                let pad = (self.end < plan.at).then_some((self.end, plan.at));
+                if let Some((a, b)) = pad {
+                    for i in a..b {
+                        self.data[i * 32] = 0xE5;
+                    }
+                    self.add_hole(a, b - a);
+                }
+                self.end = plan.at + n;
+                pad
+            }
+        }
     }
 
     /// Record slots `[s, s+n)` as deleted, merged with neighbouring runs.

@@ -580,8 +580,7 @@ impl<S: Storage> FileSystem<S> {
         let cb = self.geo.bytes_per_cluster as usize;
         loop {
             let d = self.dir(key)?;
-            let fits_hole = d.holes.values().any(|&l| l >= n);
-            if fits_hole || d.end + n <= d.slots() {
+            if d.plan_slots(n, cb).is_some() {
                 return Ok(());
             }
             if d.fixed.is_some() {
@@ -635,10 +634,21 @@ impl<S: Storage> FileSystem<S> {
         let n = slots.len();
         self.ensure_slots(key, n, path)?;
         self.begin_write()?;
+        let cb = self.geo.bytes_per_cluster as usize;
         let d = self.dir(key)?;
-        let start = d
-            .find_slots(n)
+        let plan = d
+            .plan_slots(n, cb)
             .ok_or_else(|| corrupt("directory has no room after growing"))?;
+        let start = plan.at;
+        if let Some((a, b)) = d.take_slots(&plan, n) {
+            // Skipped slots at a cluster's end become deleted entries, never 0x00 gaps.
+            let d = self
+                .dirs
+                .get(&key)
+                .ok_or_else(|| corrupt("directory cache lost an entry"))?;
+            d.write_slots(&mut self.storage, &self.geo, a, b)?;
+        }
+        let d = self.dir(key)?;
         for (i, s) in slots.iter().enumerate() {
             let b = (start + i) * 32;
             d.data[b..b + 32].copy_from_slice(s);
