@@ -769,6 +769,72 @@ fn root_spelled_in_another_case() {
     assert_eq!(whole.items.len(), 1);
 }
 
+/// The moov atom of a sample movie (its bytes from the `moov` header to its end).
+fn moov_of(sample: &str) -> Vec<u8> {
+    let bytes = fs::read(samples_dir().join(sample)).unwrap();
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let mut size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if size == 1 {
+            size = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap()) as usize;
+        }
+        if &bytes[pos + 4..pos + 8] == b"moov" {
+            return bytes[pos..pos + size].to_vec();
+        }
+        assert!(size >= 8);
+        pos += size;
+    }
+    panic!("no moov in {sample}");
+}
+
+#[test]
+fn movie_with_a_huge_mdat_before_moov_is_read_by_seeking() {
+    // ftyp + a 3 GiB mdat (sparse) + the moov of meta.mp4: the date must come from the moov
+    // at the end without reading the mdat.
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("DCIM/Camera/VID_big.mp4");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = fs::File::create(&path).unwrap();
+    f.write_all(b"\0\0\0\x18ftypmp42\0\0\0\0isommp42").unwrap();
+    let mdat_len: u64 = 3 << 30;
+    f.write_all(&(mdat_len as u32).to_be_bytes()).unwrap();
+    f.write_all(b"mdat").unwrap();
+    f.seek(SeekFrom::Start(24 + mdat_len)).unwrap();
+    f.write_all(&moov_of("meta.mp4")).unwrap();
+    drop(f);
+    let mut vol = TreeVolume::new(tmp.path());
+    let s = scan(&mut vol, &ScanOptions::default()).unwrap();
+    assert_eq!(
+        (s.items[0].kind, s.items[0].format),
+        (MediaKind::Video, "mp4")
+    );
+    let started = std::time::Instant::now();
+    let t = capture_time(&mut vol, &s.items[0]);
+    assert_eq!(t.source, DateSource::Quicktime);
+    assert_eq!(t.local, utc_as_local("2024-02-03 07:05:38"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn quicktime_without_ftyp_uses_the_mvhd_reader() {
+    // Old QuickTime: `wide` + `mdat` + `moov` and no ftyp, as MOVs cut out of Live Photos.
+    let mut bytes = b"\0\0\0\x08wide\0\0\0\x10mdat01234567".to_vec();
+    bytes.extend(moov_of("exiftool_QuickTime.mov"));
+    let (_tmp, mut vol) = phone_with(&[("MVI_0001.MOV", bytes)]);
+    let s = scan(&mut vol, &ScanOptions::default()).unwrap();
+    assert_eq!(s.items[0].format, "mov");
+    let t = capture_time(&mut vol, &s.items[0]);
+    assert_eq!(
+        (t.source, t.local),
+        (DateSource::Quicktime, utc_as_local("2005-08-11 14:03:54"))
+    );
+}
+
 // ----- layouts -----
 
 fn item(path: &str, kind: MediaKind, pair: Option<&str>) -> MediaItem {
