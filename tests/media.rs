@@ -22,12 +22,15 @@ use sdexport::storage::{
 
 struct TreeVolume {
     root: PathBuf,
+    /// A folder whose listing fails, to test that the scan goes on.
+    broken_dir: Option<String>,
 }
 
 impl TreeVolume {
     fn new(root: &Path) -> Self {
         TreeVolume {
             root: root.to_path_buf(),
+            broken_dir: None,
         }
     }
     fn full(&self, rel: &str) -> PathBuf {
@@ -75,6 +78,12 @@ impl Volume for TreeVolume {
         }
     }
     fn list(&mut self, dir: &str) -> StorageResult<Vec<Entry>> {
+        if self.broken_dir.as_deref() == Some(dir) {
+            return Err(StorageError::io(
+                dir,
+                std::io::Error::other("I/O error (test)"),
+            ));
+        }
         let rd = fs::read_dir(self.full(dir)).map_err(|e| StorageError::io(dir, e))?;
         let mut out = Vec::new();
         for de in rd {
@@ -833,6 +842,24 @@ fn quicktime_without_ftyp_uses_the_mvhd_reader() {
         (t.source, t.local),
         (DateSource::Quicktime, utc_as_local("2005-08-11 14:03:54"))
     );
+}
+
+#[test]
+fn unreadable_folder_is_reported_and_the_scan_goes_on() {
+    let jpg = fs::read(samples_dir().join("Canon_40D.jpg")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("DCIM/Camera/a.jpg"), &jpg);
+    write(&tmp.path().join("DCIM/Broken/b.jpg"), &jpg);
+    let mut vol = TreeVolume::new(tmp.path());
+    vol.broken_dir = Some("DCIM/Broken".into());
+    let s = scan(&mut vol, &ScanOptions::default()).unwrap();
+    assert_eq!(s.items.len(), 1);
+    assert_eq!(s.skipped.len(), 1);
+    assert_eq!(s.skipped[0].path, "DCIM/Broken");
+    assert!(matches!(s.skipped[0].reason, SkipReason::Unreadable(_)));
+    // a root that cannot be listed is an error
+    vol.broken_dir = Some("DCIM".into());
+    assert!(scan(&mut vol, &ScanOptions::default()).is_err());
 }
 
 // ----- layouts -----

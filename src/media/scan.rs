@@ -81,7 +81,20 @@ fn walk(
     seen: &mut BTreeSet<String>,
     out: &mut Scan,
 ) -> Result<(), StorageError> {
-    for entry in volume.list(dir)? {
+    let entries = match volume.list(dir) {
+        Ok(entries) => entries,
+        // A root that cannot be listed fails the scan; a sub-folder is reported and skipped,
+        // so one unreadable folder on an MTP mount does not hide the rest of the phone.
+        Err(e) if depth > 0 => {
+            out.skipped.push(Skipped {
+                path: dir.to_string(),
+                reason: SkipReason::Unreadable(e.to_string()),
+            });
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
         if !seen.insert(entry.path.clone()) {
             continue; // overlapping roots
         }
