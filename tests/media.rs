@@ -1035,6 +1035,16 @@ fn capture_time_without_any_date_uses_epoch() {
         .with_timezone(&Local)
         .naive_local();
     assert_eq!(t.local, epoch);
+    // modified times at the edges of what chrono can hold
+    for secs in [8_210_298_412_799u64, 8_210_298_412_800, u64::MAX / 2, u64::MAX] {
+        it.modified = UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+        let t = capture_time(&mut vol, &it);
+        let _ = destination(&it, Layout::Date, Some(&t));
+    }
+    if let Some(before) = UNIX_EPOCH.checked_sub(Duration::from_secs(1 << 40)) {
+        it.modified = Some(before);
+        let _ = capture_time(&mut vol, &it);
+    }
     // and a file that vanished between scan and capture_time
     let gone = item("DCIM/Camera/gone.jpg", MediaKind::Photo, None);
     assert_eq!(capture_time(&mut vol, &gone).source, DateSource::Mtime);
