@@ -1036,7 +1036,12 @@ fn capture_time_without_any_date_uses_epoch() {
         .naive_local();
     assert_eq!(t.local, epoch);
     // modified times at the edges of what chrono can hold
-    for secs in [8_210_298_412_799u64, 8_210_298_412_800, u64::MAX / 2, u64::MAX] {
+    for secs in [
+        8_210_298_412_799u64,
+        8_210_298_412_800,
+        u64::MAX / 2,
+        u64::MAX,
+    ] {
         it.modified = UNIX_EPOCH.checked_add(Duration::from_secs(secs));
         let t = capture_time(&mut vol, &it);
         let _ = destination(&it, Layout::Date, Some(&t));
