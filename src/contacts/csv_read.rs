@@ -197,7 +197,7 @@ fn classify(header: &str) -> Col {
         return Col::Email(header.trim().to_lowercase());
     }
     if w.iter()
-        .any(|x| x.contains("phone") || x.starts_with("telefon"))
+        .any(|x| x.contains("phone") || x.contains("telefon"))
         || has(
             &w,
             &[

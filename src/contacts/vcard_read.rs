@@ -471,7 +471,7 @@ fn decode_property(raw: RawProp, v21: bool) -> (Option<Property>, Vec<String>) {
         // 4.0 `tel:` URIs hold the number; 3.0/2.1 readers want the number as text.
         params.retain(|p| p.name != "VALUE");
         let t = text.trim();
-        let t = if t.len() >= 4 && t[..4].eq_ignore_ascii_case("tel:") {
+        let t = if t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("tel:")) {
             &t[4..]
         } else {
             t

@@ -137,8 +137,12 @@ fn write_params(head: &mut String, params: &[Param], version: VcardVersion) {
         if version == VcardVersion::V21 {
             // 2.1 lists are repeated parameters; TYPE values are written bare, as phones do.
             for v in &p.values {
-                if name == "TYPE" {
-                    head.push_str(&format!(";{}", clean_name(&clean_param_value(v))));
+                let bare = clean_name(&clean_param_value(v));
+                if name == "TYPE" && !is_bare_encoding(&bare) {
+                    head.push_str(&format!(";{bare}"));
+                } else if name == "TYPE" {
+                    // `;B` alone would read back as ENCODING=B.
+                    head.push_str(&format!(";TYPE={bare}"));
                 } else {
                     // 2.1 cannot quote: characters that would end the value become spaces.
                     let v = clean_param_value(v).replace([';', ':', ','], " ");
@@ -152,6 +156,12 @@ fn write_params(head: &mut String, params: &[Param], version: VcardVersion) {
             head.push_str(&format!(";{name}={}", vals.join(",")));
         }
     }
+}
+
+fn is_bare_encoding(v: &str) -> bool {
+    ["QUOTED-PRINTABLE", "BASE64", "B", "8BIT", "7BIT"]
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(v))
 }
 
 fn mime_for(p: &Property, data: &[u8]) -> String {
@@ -192,7 +202,7 @@ fn is_tel_uri_safe(s: &str) -> bool {
 /// Parse `lat;lon`, `lat,lon` or `geo:lat,lon` into two numbers (as written).
 fn parse_geo(v: &str) -> Option<(String, String)> {
     let v = v.trim();
-    let v = if v.len() >= 4 && v[..4].eq_ignore_ascii_case("geo:") {
+    let v = if v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("geo:")) {
         &v[4..]
     } else {
         v
@@ -224,7 +234,8 @@ fn is_strict_date(v: &str) -> bool {
     let d: String = date.chars().filter(|c| *c != '-').collect();
     let date_ok = d.len() == 8
         && d.chars().all(|c| c.is_ascii_digit())
-        && (date.len() == 8 || (date.len() == 10 && &date[4..5] == "-" && &date[7..8] == "-"));
+        && (date.len() == 8
+            || (date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-'));
     let time_ok = match time {
         None => true,
         Some(t) => {
@@ -301,8 +312,8 @@ fn adapt(p: &Property, version: VcardVersion) -> std::borrow::Cow<'_, Property> 
             return Cow::Owned(q);
         }
         if let (Some(y), true) = (omit, v40) {
-            if raw.len() == 10 && raw.starts_with(&y) && y.len() == 4 {
-                q.value = Value::Raw(format!("--{}{}", &raw[5..7], &raw[8..10]));
+            if let (true, Some(m), Some(d)) = (raw.starts_with(&y), raw.get(5..7), raw.get(8..10)) {
+                q.value = Value::Raw(format!("--{m}{d}"));
                 q.params.retain(|x| x.name != OMIT_YEAR);
                 return Cow::Owned(q);
             }
