@@ -237,7 +237,7 @@ impl Bpb {
                 cluster_count + 2
             )));
         }
-        let (root_cluster, fsinfo_sector, backup_boot_sector) = if is_fat32_layout {
+        let (root_cluster, fsinfo_sector) = if is_fat32_layout {
             if self.fs_version != 0 {
                 return Err(Error::Unsupported(format!(
                     "FAT32 version {:#06x}",
@@ -254,14 +254,15 @@ impl Bpb {
                 s if s < self.reserved_sectors => Some(s),
                 s => return Err(corrupt(format!("BPB FSInfo sector = {s}"))),
             };
-            let bk = match self.backup_boot_sector {
+            // The backup boot sector must lie in the reserved area if there is one.
+            match self.backup_boot_sector {
                 0 | 0xFFFF => None,
                 s if s < self.reserved_sectors => Some(s),
                 s => return Err(corrupt(format!("BPB BkBootSec = {s}"))),
             };
-            (rc, fsi, bk)
+            (rc, fsi)
         } else {
-            (0, None, None)
+            (0, None)
         };
         let bytes_per_cluster = bps * spc;
         if bytes_per_cluster > 512 * 1024 {
@@ -278,20 +279,17 @@ impl Bpb {
             fat_size,
             root_entries: u32::from(self.root_entries),
             root_dir_start,
-            root_dir_sectors,
             first_data_sector,
             total_sectors,
             // Bounded by 0x0FFFFFF5 just above (FAT12/16 by 65525).
             cluster_count: cluster_count as u32,
             root_cluster,
             fsinfo_sector,
-            backup_boot_sector,
             state_offset: if is_fat32_layout {
                 OFF_STATE_FAT32
             } else {
                 OFF_STATE_FAT16
             },
-            media: self.media,
         })
     }
 }
@@ -316,16 +314,13 @@ pub(crate) struct Geometry {
     pub fat_size: u64,
     pub root_entries: u32,
     pub root_dir_start: u64,
-    pub root_dir_sectors: u64,
     pub first_data_sector: u64,
     pub total_sectors: u64,
     /// Valid clusters are 2 ..= cluster_count + 1.
     pub cluster_count: u32,
     pub root_cluster: u32,
     pub fsinfo_sector: Option<u16>,
-    pub backup_boot_sector: Option<u16>,
     pub state_offset: usize,
-    pub media: u8,
 }
 
 impl Geometry {

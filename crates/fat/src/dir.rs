@@ -223,8 +223,6 @@ pub(crate) struct SlotPlan {
 
 /// A directory held in memory.
 pub(crate) struct Dir {
-    /// First cluster; 0 for the fixed FAT12/16 root.
-    pub first_cluster: u32,
     pub clusters: Vec<u32>,
     /// Byte offset of the fixed root region, if this is one.
     pub fixed: Option<u64>,
@@ -240,10 +238,9 @@ pub(crate) struct Dir {
 }
 
 impl Dir {
-    pub fn new(first_cluster: u32, clusters: Vec<u32>, fixed: Option<u64>, data: Vec<u8>) -> Dir {
+    pub fn new(clusters: Vec<u32>, fixed: Option<u64>, data: Vec<u8>) -> Dir {
         let (entries, end, holes) = parse(&data);
         let mut d = Dir {
-            first_cluster,
             clusters,
             fixed,
             data,

@@ -427,7 +427,7 @@ impl<S: Storage> FileSystem<S> {
             let off = self.geo.root_dir_offset();
             let mut data = vec![0u8; len];
             self.read_at(off, &mut data)?;
-            Dir::new(0, Vec::new(), Some(off), data)
+            Dir::new(Vec::new(), Some(off), data)
         } else {
             let first = if key == 0 { self.geo.root_cluster } else { key };
             let clusters = self.fat.chain(first)?;
@@ -438,7 +438,7 @@ impl<S: Storage> FileSystem<S> {
                 )));
             }
             let data = self.read_clusters(&clusters)?;
-            Dir::new(first, clusters, None, data)
+            Dir::new(clusters, None, data)
         };
         self.dirs.insert(key, dir);
         Ok(())

@@ -185,14 +185,13 @@ pub(crate) fn lfn_slots(name: &str, checksum: u8) -> Vec<[u8; 32]> {
         s[11] = 0x0F;
         s[12] = 0;
         s[13] = checksum;
-        for j in 0..13 {
+        for (j, &off) in LFN_OFFSETS.iter().enumerate() {
             let idx = i * 13 + j;
             let u = match idx.cmp(&units.len()) {
                 std::cmp::Ordering::Less => units[idx],
                 std::cmp::Ordering::Equal => 0x0000,
                 std::cmp::Ordering::Greater => 0xFFFF,
             };
-            let off = LFN_OFFSETS[j];
             s[off..off + 2].copy_from_slice(&u.to_le_bytes());
         }
         slots.push(s);

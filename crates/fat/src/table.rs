@@ -60,10 +60,6 @@ impl Fat {
         bytes.div_ceil(bps) * bps
     }
 
-    pub fn raw(&self) -> &[u8] {
-        &self.raw
-    }
-
     fn raw_get(&self, n: u32) -> u32 {
         let n = n as usize;
         match self.kind {
@@ -285,10 +281,6 @@ impl Fat {
         for &c in clusters {
             self.set(c, Entry::Free);
         }
-    }
-
-    pub fn has_dirty(&self) -> bool {
-        self.any_dirty
     }
 
     /// Write every dirty sector to every FAT copy, one write per run of consecutive dirty

@@ -8,12 +8,25 @@ use std::io::{Cursor, Read, Write};
 /// A small populated image in memory.
 fn populated(fat: FatType, size: u64) -> Vec<u8> {
     let mut c = Cursor::new(vec![0u8; size as usize]);
-    format(&mut c, &FormatOptions { volume_bytes: size, fat_type: Some(fat), bytes_per_cluster: Some(512), ..Default::default() }).unwrap();
+    format(
+        &mut c,
+        &FormatOptions {
+            volume_bytes: size,
+            fat_type: Some(fat),
+            bytes_per_cluster: Some(512),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut fs = FileSystem::open(&mut c).unwrap();
     fs.create_dir("/DCIM").unwrap();
     fs.create_dir("/DCIM/Camera").unwrap();
     for i in 0..6 {
-        our_write(&mut fs, &format!("/DCIM/Camera/photo number {i}.jpg"), &pattern(700 * i + 1, i as u64));
+        our_write(
+            &mut fs,
+            &format!("/DCIM/Camera/photo number {i}.jpg"),
+            &pattern(700 * i + 1, i as u64),
+        );
     }
     our_write(&mut fs, "/README.TXT", b"readme");
     fs.flush().unwrap();
@@ -23,7 +36,9 @@ fn populated(fat: FatType, size: u64) -> Vec<u8> {
 
 /// Use every read path on a volume; must terminate and never panic.
 fn exercise(bytes: Vec<u8>) {
-    let Ok(mut fs) = FileSystem::open(Cursor::new(bytes)) else { return };
+    let Ok(mut fs) = FileSystem::open(Cursor::new(bytes)) else {
+        return;
+    };
     let _ = fs.info();
     let _ = fs.check();
     let mut stack = vec![(String::new(), 0)];
@@ -59,7 +74,11 @@ fn exercise(bytes: Vec<u8>) {
 fn set_fat12(img: &mut [u8], fat_off: usize, n: usize, v: u16) {
     let off = fat_off + n + n / 2;
     let w = u16::from_le_bytes([img[off], img[off + 1]]);
-    let w = if n % 2 == 0 { (w & 0xF000) | v } else { (w & 0x000F) | (v << 4) };
+    let w = if n.is_multiple_of(2) {
+        (w & 0xF000) | v
+    } else {
+        (w & 0x000F) | (v << 4)
+    };
     img[off..off + 2].copy_from_slice(&w.to_le_bytes());
 }
 
@@ -83,7 +102,11 @@ fn looping_and_out_of_range_chains() {
     let get = |img: &[u8], n: usize| {
         let off = fat_off + n + n / 2;
         let w = u16::from_le_bytes([img[off], img[off + 1]]);
-        if n % 2 == 0 { w & 0xFFF } else { w >> 4 }
+        if n.is_multiple_of(2) {
+            w & 0xFFF
+        } else {
+            w >> 4
+        }
     };
     // A cluster whose successor is c+1 and whose successor is EOC: make it loop to itself.
     let mut looped = clean.clone();
@@ -98,7 +121,12 @@ fn looping_and_out_of_range_chains() {
     set_fat12(&mut looped, fat_off, target + 1, target as u16);
     let mut fs = FileSystem::open(Cursor::new(looped.clone())).unwrap();
     let rep = fs.check().unwrap();
-    assert!(rep.problems.iter().any(|p| matches!(p, Problem::ChainLoops { .. })), "{rep:?}");
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| matches!(p, Problem::ChainLoops { .. })),
+        "{rep:?}"
+    );
     exercise(looped);
 
     for bad in [0x001u16, 0xFF0, 0x000, 0xFF7, 0xFF6] {
@@ -139,14 +167,21 @@ fn bad_geometry_is_corrupt() {
         ("rsvd 0", 14, vec![0, 0]),
         ("fats 0", 16, vec![0]),
         ("root 0", 17, vec![0, 0]),
-        ("totsec 0", 19, vec![0, 0, 0xF8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            "totsec 0",
+            19,
+            vec![0, 0, 0xF8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ),
         ("media 0x12", 21, vec![0x12]),
         ("fatsz huge", 22, vec![0xFF, 0xFF]),
     ];
     let mut img = clean.clone();
     img[19..21].copy_from_slice(&[0, 0]);
     img[32..36].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0x7F]);
-    assert!(matches!(FileSystem::open(Cursor::new(img)), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        FileSystem::open(Cursor::new(img)),
+        Err(Error::Corrupt { .. })
+    ));
     for (what, off, bytes) in cases {
         let mut img = clean.clone();
         img[off..off + bytes.len()].copy_from_slice(&bytes);
@@ -160,9 +195,18 @@ fn bad_geometry_is_corrupt() {
 
 #[test]
 fn empty_truncated_random_exfat() {
-    assert!(matches!(FileSystem::open(Cursor::new(Vec::new())), Err(Error::Corrupt { .. })));
-    assert!(matches!(FileSystem::open(Cursor::new(vec![0u8; 100])), Err(Error::Corrupt { .. })));
-    assert!(matches!(FileSystem::open(Cursor::new(vec![0u8; 4096])), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        FileSystem::open(Cursor::new(Vec::new())),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        FileSystem::open(Cursor::new(vec![0u8; 100])),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        FileSystem::open(Cursor::new(vec![0u8; 4096])),
+        Err(Error::Corrupt { .. })
+    ));
     let clean = populated(FatType::Fat32, 40 * MIB);
     for len in [512, 1000, 20_000, 1 << 20, clean.len() - 512] {
         let r = FileSystem::open(Cursor::new(clean[..len].to_vec()));

@@ -48,25 +48,60 @@ fn w<S: Storage>(fs: &mut FileSystem<S>, path: &str, data: &[u8]) {
 /// The reference run; returns content by final file name.
 fn run<S: Storage>(fs: &mut FileSystem<S>, cb: usize) -> HashMap<String, Vec<u8>> {
     let mut m = HashMap::new();
-    fn put<S: Storage>(m: &mut HashMap<String, Vec<u8>>, fs: &mut FileSystem<S>, p: &str, name: &str, data: Vec<u8>) {
+    fn put<S: Storage>(
+        m: &mut HashMap<String, Vec<u8>>,
+        fs: &mut FileSystem<S>,
+        p: &str,
+        name: &str,
+        data: Vec<u8>,
+    ) {
         w(fs, p, &data);
         m.insert(name.to_string(), data);
     }
     fs.create_dir("/DCIM").unwrap();
     fs.create_dir("/DCIM/Camera").unwrap();
-    put(&mut m, fs, "/DCIM/Camera/IMG_0001 first photo.jpg", "IMG_0001 first photo.jpg", pattern(3 * cb + 100, 1));
-    put(&mut m, fs, "/DCIM/Camera/IMG_0002.JPG", "IMG_0002.JPG", pattern(2 * cb, 2));
-    put(&mut m, fs, "/tmp-upload.part", "tmp-upload.part", pattern(4 * cb - 1, 3));
+    put(
+        &mut m,
+        fs,
+        "/DCIM/Camera/IMG_0001 first photo.jpg",
+        "IMG_0001 first photo.jpg",
+        pattern(3 * cb + 100, 1),
+    );
+    put(
+        &mut m,
+        fs,
+        "/DCIM/Camera/IMG_0002.JPG",
+        "IMG_0002.JPG",
+        pattern(2 * cb, 2),
+    );
+    put(
+        &mut m,
+        fs,
+        "/tmp-upload.part",
+        "tmp-upload.part",
+        pattern(4 * cb - 1, 3),
+    );
     m.insert("final name.jpg".into(), pattern(4 * cb - 1, 3));
-    fs.rename("/tmp-upload.part", "/DCIM/final name.jpg").unwrap();
-    fs.rename("/DCIM/Camera/IMG_0002.JPG", "/DCIM/Camera/renamed second.jpg").unwrap();
+    fs.rename("/tmp-upload.part", "/DCIM/final name.jpg")
+        .unwrap();
+    fs.rename(
+        "/DCIM/Camera/IMG_0002.JPG",
+        "/DCIM/Camera/renamed second.jpg",
+    )
+    .unwrap();
     m.insert("renamed second.jpg".into(), pattern(2 * cb, 2));
     fs.remove("/DCIM/Camera/IMG_0001 first photo.jpg").unwrap();
     fs.create_dir("/Old").unwrap();
     fs.rename("/Old", "/Older dir").unwrap();
     // Enough entries to grow a directory by a cluster or two.
     for i in 0..(cb / 32) {
-        put(&mut m, fs, &format!("/DCIM/Camera/small file {i:03}.txt"), &format!("small file {i:03}.txt"), vec![i as u8; 10]);
+        put(
+            &mut m,
+            fs,
+            &format!("/DCIM/Camera/small file {i:03}.txt"),
+            &format!("small file {i:03}.txt"),
+            vec![i as u8; 10],
+        );
     }
     fs.flush().unwrap();
     m
@@ -74,8 +109,16 @@ fn run<S: Storage>(fs: &mut FileSystem<S>, cb: usize) -> HashMap<String, Vec<u8>
 
 fn base(fat: FatType, size: u64) -> Vec<u8> {
     let mut c = Cursor::new(vec![0u8; size as usize]);
-    format(&mut c, &FormatOptions { volume_bytes: size, fat_type: Some(fat), bytes_per_cluster: Some(if fat == FatType::Fat32 { 512 } else { 1024 }), ..Default::default() })
-        .unwrap();
+    format(
+        &mut c,
+        &FormatOptions {
+            volume_bytes: size,
+            fat_type: Some(fat),
+            bytes_per_cluster: Some(if fat == FatType::Fat32 { 512 } else { 1024 }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     c.into_inner()
 }
 
@@ -124,7 +167,11 @@ fn sync_image(img: &std::path::Path, prev: &mut [u8], now: &[u8]) {
 fn crash_suite(fat: FatType, size: u64) {
     let clean = base(fat, size);
     let total = {
-        let mut st = CrashAfter { inner: Cursor::new(clean.clone()), limit: usize::MAX, writes: 0 };
+        let mut st = CrashAfter {
+            inner: Cursor::new(clean.clone()),
+            limit: usize::MAX,
+            writes: 0,
+        };
         let mut fs = FileSystem::open(&mut st).unwrap();
         let cb = fs.info().bytes_per_cluster as usize;
         run(&mut fs, cb);
@@ -138,7 +185,11 @@ fn crash_suite(fat: FatType, size: u64) {
     std::fs::write(&img, &clean).unwrap();
     let mut prev = clean.clone();
     for k in 0..=total {
-        let mut st = CrashAfter { inner: Cursor::new(clean.clone()), limit: k, writes: 0 };
+        let mut st = CrashAfter {
+            inner: Cursor::new(clean.clone()),
+            limit: k,
+            writes: 0,
+        };
         let expected = {
             let mut fs = FileSystem::open(&mut st).unwrap();
             let cb = fs.info().bytes_per_cluster as usize;
@@ -149,7 +200,12 @@ fn crash_suite(fat: FatType, size: u64) {
         let rep = fs.check().unwrap();
         for p in &rep.problems {
             assert!(
-                matches!(p, Problem::LostClusters { .. } | Problem::FreeCountWrong { .. } | Problem::FatCopiesDiffer),
+                matches!(
+                    p,
+                    Problem::LostClusters { .. }
+                        | Problem::FreeCountWrong { .. }
+                        | Problem::FatCopiesDiffer
+                ),
                 "k={k}/{total}: {p:?}"
             );
         }

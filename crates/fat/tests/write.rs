@@ -338,7 +338,10 @@ fn root_full_on_fat16_and_directory_growth() {
         }
     }
     assert!(n > 100 && n < 512);
-    assert!(matches!(fs.create_dir("/another long directory"), Err(Error::DirectoryFull { .. })));
+    assert!(matches!(
+        fs.create_dir("/another long directory"),
+        Err(Error::DirectoryFull { .. })
+    ));
     // A subdirectory grows cluster by cluster.
     for i in 0..600 {
         fs.create_file(&format!("/many/f{i}"))

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Compare the sdexport FAT engine with mtools (and fatfs 0.3.6) on the cases of the FAT
+# engine issue. Run from anywhere; needs mkfs.fat, mcopy, fsck.fat; /usr/bin/time optional.
+#   1. a 1 GiB file into a fresh 2 GiB FAT32 image (mkfs.fat): ours vs mcopy, 3 runs, median
+#   2. 1,000 / 4,000 / 16,000 files with 28-character names in one directory
+#   3. peak RSS of ours (via /usr/bin/time -v when present)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-fat}
+export MTOOLS_SKIP_CHECK=1
+REPS=${REPS:-3}
+BIG_MIB=${BIG_MIB:-1024}
+(cd "$ROOT" && cargo build --quiet --release -p sdexport-fat --example fatbench)
+BIN=$CARGO_TARGET_DIR/release/examples/fatbench
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/fatbench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+MKFS=$(command -v mkfs.fat || echo /usr/sbin/mkfs.fat)
+FSCK=$(command -v fsck.fat || echo /usr/sbin/fsck.fat)
+TIMEV=""
+[ -x /usr/bin/time ] && TIMEV=/usr/bin/time
+
+fresh() { rm -f "$1"; truncate -s 2G "$1"; "$MKFS" -F 32 "$1" >/dev/null; }
+# run CMD...: prints "elapsed_seconds max_rss_kib" (rss "-" without /usr/bin/time)
+run() {
+  if [ -n "$TIMEV" ]; then
+    "$TIMEV" -v -o "$TMP/time.txt" "$@" >/dev/null
+    awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; e=s}
+                /Maximum resident set size/{r=$2} END{printf "%.2f %s\n", e, r}' "$TMP/time.txt"
+  else
+    local s; s=$(date +%s.%N); "$@" >/dev/null; echo "$(echo "$(date +%s.%N) - $s" | bc) -"
+  fi
+}
+fsck_ok() { "$FSCK" -n "$1" >/dev/null 2>&1 && echo clean || echo "NOT CLEAN"; }
+median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+
+echo "## 1. ${BIG_MIB} MiB file into a fresh 2 GiB FAT32 image (mkfs.fat), $REPS runs"
+head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom > "$TMP/src.bin"
+: > "$TMP/ours.txt"; : > "$TMP/mcopy.txt"; RSS_BIG=-
+for i in $(seq "$REPS"); do
+  fresh "$TMP/a.img"; cp --sparse=always "$TMP/a.img" "$TMP/b.img"; sync
+  read -r e r < <(run "$BIN" write-big "$TMP/a.img" "$TMP/src.bin"); echo "$e" >> "$TMP/ours.txt"; RSS_BIG=$r
+  read -r e2 _ < <(run mcopy -i "$TMP/b.img" "$TMP/src.bin" ::/big.bin); echo "$e2" >> "$TMP/mcopy.txt"
+  printf "run %d: ours %ss (fsck %s)  mcopy %ss (fsck %s)\n" "$i" "$e" "$(fsck_ok "$TMP/a.img")" "$e2" "$(fsck_ok "$TMP/b.img")"
+  cmp -s "$TMP/src.bin" <(mcopy -n -i "$TMP/a.img" ::/big.bin -) || echo "  ERROR: mcopy reads different bytes from our image"
+done
+OURS=$(median < "$TMP/ours.txt"); MC=$(median < "$TMP/mcopy.txt")
+rm -f "$TMP/src.bin" "$TMP/a.img" "$TMP/b.img"
+
+echo
+echo "## 2. files with 28-character names in one directory (100 bytes each)"
+declare -A DIRT DIRR
+for n in 1000 4000 16000; do
+  fresh "$TMP/d.img"
+  read -r e r < <(run "$BIN" dir "$TMP/d.img" "$n"); DIRT[$n]=$e; DIRR[$n]=$r
+  printf "ours %6d files: %ss (fsck %s)\n" "$n" "$e" "$(fsck_ok "$TMP/d.img")"
+done
+declare -A FFT FFC
+for n in 1000 2000; do
+  fresh "$TMP/f.img"
+  read -r e _ < <(run "$BIN" fatfs-dir "$TMP/f.img" "$n"); FFT[$n]=$e
+  FFC[$n]=$(fsck_ok "$TMP/f.img")
+  printf "fatfs 0.3.6 %5d files: %ss (fsck %s)\n" "$n" "$e" "${FFC[$n]}"
+done
+rm -f "$TMP/d.img" "$TMP/f.img"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "n/a" }'; }
+echo
+echo "| case | ours | reference | ratio | target |"
+echo "|---|---|---|---|---|"
+echo "| ${BIG_MIB} MiB into 2 GiB FAT32 (median of $REPS) | ${OURS} s | mcopy ${MC} s | $(ratio "$OURS" "$MC") | ≤ 1 |"
+echo "| 1,000 files, one dir | ${DIRT[1000]} s | | | |"
+echo "| 4,000 files, one dir | ${DIRT[4000]} s | | $(ratio "${DIRT[4000]}" "${DIRT[1000]}") × 1k | |"
+echo "| 16,000 files, one dir | ${DIRT[16000]} s | | $(ratio "${DIRT[16000]}" "${DIRT[1000]}") × 1k | ≤ 20 × 1k |"
+echo "| fatfs 0.3.6, 1,000 / 2,000 files | | ${FFT[1000]} s / ${FFT[2000]} s (fsck: ${FFC[1000]} / ${FFC[2000]}) | $(ratio "${FFT[2000]}" "${FFT[1000]}") × (2k/1k) | |"
+echo "| peak RSS, ${BIG_MIB} MiB write | ${RSS_BIG} KiB | | | < 65536 KiB |"
+echo "| peak RSS, 16,000 files | ${DIRR[16000]} KiB | | | < 65536 KiB |"
