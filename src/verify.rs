@@ -327,7 +327,13 @@ pub fn load_manifest(vol: &mut dyn Volume, card: &str) -> Result<CardManifest, V
             card: card.to_string(),
         });
     }
-    let sums: Option<Vec<(String, String)>> = sums.as_deref().map(manifest::parse_sha256sums);
+    // `sha256sum ./DCIM/x.jpg > SHA256SUMS` writes `./` in front: the same file.
+    let sums: Option<Vec<(String, String)>> = sums.as_deref().map(|t| {
+        manifest::parse_sha256sums(t)
+            .into_iter()
+            .map(|(p, h)| (normalize(&p), h))
+            .collect()
+    });
     let source = if jsonl.is_some() {
         ManifestSource::Jsonl
     } else {
@@ -418,6 +424,30 @@ pub fn load_manifest(vol: &mut dyn Volume, card: &str) -> Result<CardManifest, V
         problems,
         notes,
     })
+}
+
+/// `./DCIM//a.jpg` → `DCIM/a.jpg`. Anything else (an absolute path, `..`) is left for the
+/// volume to refuse, so that it is reported rather than silently reinterpreted.
+fn normalize(path: &str) -> String {
+    let mut p = path;
+    while let Some(rest) = p.strip_prefix("./") {
+        p = rest.trim_start_matches('/');
+    }
+    let mut out = String::with_capacity(p.len());
+    for comp in p.split('/') {
+        if comp.is_empty() || comp == "." {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(comp);
+    }
+    if path.starts_with('/') {
+        format!("/{out}")
+    } else {
+        out
+    }
 }
 
 fn expected_from_record(r: &Record, problems: &mut Vec<String>) -> Option<Expected> {
@@ -511,7 +541,9 @@ pub fn verify_card(
         .map(|e| fold_case(&e.path))
         .collect();
     for top in folders.values() {
-        let (entries, errors) = walk_tolerant(vol, top);
+        let Walk {
+            entries, errors, ..
+        } = walk_tolerant(vol, top);
         problems.extend(
             errors
                 .into_iter()
@@ -634,20 +666,32 @@ fn check_one(
     check
 }
 
-/// Every entry below `dir` (not descending into hidden or system folders, and skipping
-/// hidden or system files), and the folders that could not be listed. Bounded against
-/// directory cycles on a corrupt card.
-fn walk_tolerant(vol: &mut dyn Volume, dir: &str) -> (Vec<Entry>, Vec<(String, String)>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
+/// What [`walk_tolerant`] found.
+#[derive(Default)]
+struct Walk {
+    /// Every entry below the folder, sorted by path, without hidden or system ones.
+    entries: Vec<Entry>,
+    /// Hidden or system entries met (folders not descended into).
+    hidden: Vec<Entry>,
+    /// `(path, message)` of folders that could not be listed or were not searched.
+    errors: Vec<(String, String)>,
+}
+
+/// Every entry below `dir` (not descending into hidden or system folders, and keeping
+/// hidden or system entries apart), and the folders that could not be listed. Bounded
+/// against directory cycles on a corrupt card.
+fn walk_tolerant(vol: &mut dyn Volume, dir: &str) -> Walk {
+    let mut w = Walk::default();
     let mut stack = vec![(dir.to_string(), 0usize)];
     let mut listed = 0usize;
     while let Some((d, depth)) = stack.pop() {
         listed += 1;
         if listed > MAX_DIRS {
-            errors.push((
+            w.errors.push((
                 dir.to_string(),
-                format!("stopped after {MAX_DIRS} folders (is the file system corrupt? `fsck.fat -n` can tell)"),
+                format!(
+                    "stopped after {MAX_DIRS} folders (is the file system corrupt? `fsck.fat -n` can tell)"
+                ),
             ));
             break;
         }
@@ -655,29 +699,34 @@ fn walk_tolerant(vol: &mut dyn Volume, dir: &str) -> (Vec<Entry>, Vec<(String, S
             Ok(v) => v,
             Err(e) if e.is_not_found() && d == dir => break,
             Err(e) => {
-                errors.push((d.clone(), format!("the folder could not be listed: {e}")));
+                w.errors
+                    .push((d.clone(), format!("the folder could not be listed: {e}")));
                 continue;
             }
         };
-        for e in entries.into_iter().rev() {
+        for e in entries {
             if is_hidden_or_system(e.name()) {
+                w.hidden.push(e);
                 continue;
             }
             if e.is_dir() {
                 if depth + 1 >= MAX_DEPTH {
-                    errors.push((
+                    w.errors.push((
                         e.path.clone(),
-                        format!("folders nested more than {MAX_DEPTH} deep are not searched (is the file system corrupt?)"),
+                        format!(
+                            "folders nested more than {MAX_DEPTH} deep are not searched (is the file system corrupt?)"
+                        ),
                     ));
                 } else {
                     stack.push((e.path.clone(), depth + 1));
                 }
             }
-            out.push(e);
+            w.entries.push(e);
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    (out, errors)
+    w.entries.sort_by(|a, b| a.path.cmp(&b.path));
+    w.hidden.sort_by(|a, b| a.path.cmp(&b.path));
+    w
 }
 
 /// One file of the `--against` folder.
@@ -735,9 +784,23 @@ pub fn scan_source(path: &Path) -> Result<Source, VerifyError> {
         dir: dir.clone(),
         source,
     })?;
-    let (entries, errors) = walk_tolerant(card.volume.as_mut(), "");
+    let Walk {
+        entries,
+        hidden,
+        errors,
+    } = walk_tolerant(card.volume.as_mut(), "");
     let mut files = Vec::new();
-    let mut skipped = Vec::new();
+    let mut skipped: Vec<Skipped> = hidden
+        .into_iter()
+        .map(|e| Skipped {
+            reason: if e.is_dir() {
+                "hidden or system folder (not searched)".into()
+            } else {
+                "hidden or system file".into()
+            },
+            path: e.path,
+        })
+        .collect();
     let unreadable = errors
         .into_iter()
         .map(|(path, msg)| NotOnCard {
@@ -747,7 +810,6 @@ pub fn scan_source(path: &Path) -> Result<Source, VerifyError> {
             error: Some(msg),
         })
         .collect();
-    // walk_tolerant already left out hidden and system names.
     for e in entries {
         if e.is_dir() {
             continue;
@@ -793,18 +855,11 @@ fn scan_host_dir(root: &Path, dir: String) -> Source {
             .collect::<Vec<_>>()
             .join("/")
     };
-    let walker = walkdir::WalkDir::new(root)
+    let mut walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            // Hidden and system folders (.thumbnails, .trashed…) are not descended into;
-            // hidden files are reported as skipped below.
-            e.depth() == 0
-                || !e.file_type().is_dir()
-                || !is_hidden_or_system(&e.file_name().to_string_lossy())
-        });
-    for item in walker {
+        .into_iter();
+    while let Some(item) = walker.next() {
         let e = match item {
             Ok(e) => e,
             Err(err) => {
@@ -818,11 +873,22 @@ fn scan_host_dir(root: &Path, dir: String) -> Source {
                 continue;
             }
         };
-        if e.depth() == 0 || e.file_type().is_dir() {
+        if e.depth() == 0 {
             continue;
         }
         let path = rel(e.path());
         let name = e.file_name().to_string_lossy();
+        if e.file_type().is_dir() {
+            // Hidden and system folders (.thumbnails, .trashed…) are not descended into.
+            if is_hidden_or_system(&name) {
+                walker.skip_current_dir();
+                skipped.push(Skipped {
+                    path,
+                    reason: "hidden or system folder (not searched)".into(),
+                });
+            }
+            continue;
+        }
         let reason = if e.depth() == 1 && name == SUMS_PATH {
             Some("the manifest of a card")
         } else if e.file_type().is_symlink() {
@@ -882,7 +948,7 @@ pub fn check_against(report: &mut VerifyReport, source: Source, progress: &mut d
     let Source {
         dir,
         files,
-        skipped,
+        mut skipped,
         unreadable,
         mut volume,
     } = source;
@@ -929,6 +995,7 @@ pub fn check_against(report: &mut VerifyReport, source: Source, progress: &mut d
         }
     }
     not_on_card.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
     found_files.sort_by(|a, b| a.path.cmp(&b.path));
     report.against = Some(AgainstReport {
         dir,
@@ -965,6 +1032,14 @@ mod tests {
         assert_eq!(n, data.len() as u64);
         assert_eq!(seen, n);
         assert_eq!(hex, sha(&data));
+    }
+
+    #[test]
+    fn sums_paths_are_normalised() {
+        assert_eq!(normalize("./DCIM//Camera/./a.jpg"), "DCIM/Camera/a.jpg");
+        assert_eq!(normalize("DCIM/a.jpg"), "DCIM/a.jpg");
+        assert_eq!(normalize("/abs/a.jpg"), "/abs/a.jpg");
+        assert_eq!(normalize("../a.jpg"), "../a.jpg");
     }
 
     #[test]

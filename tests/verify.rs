@@ -802,6 +802,7 @@ fn against_a_folder_whose_files_are_all_on_the_card_exits_0() {
         skipped,
         vec![
             ".pending-1733000000-VID_0002.mp4",
+            ".thumbnails",
             ".trashed-1733000000-IMG_0001.jpg",
             "being-written.jpg"
         ]

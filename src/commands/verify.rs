@@ -182,8 +182,16 @@ fn print_report(r: &VerifyReport, out: &Output) {
 
     out.say("");
     if r.is_clean() {
+        let against = match &r.against {
+            Some(a) => format!(
+                ", and all {} file(s) of {} are on the card",
+                a.files,
+                escape(&a.dir)
+            ),
+            None => String::new(),
+        };
         out.say(&out.good(&format!(
-            "Result: all {} file(s) on the card are intact.",
+            "Result: all {} file(s) on the card are intact{against}.",
             s.ok
         )));
         return;
