@@ -264,6 +264,17 @@ impl Bpb {
         } else {
             (0, None)
         };
+        let active_fat = if is_fat32_layout && self.ext_flags & 0x80 != 0 {
+            u32::from(self.ext_flags & 0x0F)
+        } else {
+            0
+        };
+        if active_fat >= u32::from(self.num_fats) {
+            return Err(corrupt(format!(
+                "BPB ExtFlags = {:#06x}: active FAT {active_fat} of {}",
+                self.ext_flags, self.num_fats
+            )));
+        }
         let bytes_per_cluster = bps * spc;
         if bytes_per_cluster > 512 * 1024 {
             return Err(Error::Unsupported(format!(
@@ -285,6 +296,7 @@ impl Bpb {
             cluster_count: cluster_count as u32,
             root_cluster,
             fsinfo_sector,
+            active_fat,
             state_offset: if is_fat32_layout {
                 OFF_STATE_FAT32
             } else {
@@ -321,6 +333,9 @@ pub(crate) struct Geometry {
     pub root_cluster: u32,
     pub fsinfo_sector: Option<u16>,
     pub state_offset: usize,
+    /// The FAT copy to read: 0 unless FAT32 ExtFlags turned mirroring off (bit 7), then
+    /// the copy numbered in bits 0-3. Writes always go to every copy.
+    pub active_fat: u32,
 }
 
 impl Geometry {

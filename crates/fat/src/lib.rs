@@ -282,7 +282,7 @@ impl<S: Storage> FileSystem<S> {
             )));
         }
         let mut raw = vec![0u8; fat_len as usize];
-        storage.seek(SeekFrom::Start(geo.fat_offset(0)))?;
+        storage.seek(SeekFrom::Start(geo.fat_offset(geo.active_fat)))?;
         storage
             .read_exact(&mut raw)
             .map_err(|e| map_eof(e, "the FAT"))?;

@@ -202,6 +202,9 @@ pub(crate) fn lfn_slots(name: &str, checksum: u8) -> Vec<[u8; 32]> {
 /// Offsets of the 13 UTF-16 units inside an LFN slot.
 pub(crate) const LFN_OFFSETS: [usize; 13] = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
 
+/// Code page 437, bytes 0x80..=0xFF.
+const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
+
 /// Display form of an 11-byte short name, honouring the NTRes lower-case bits.
 pub(crate) fn sfn_display(sfn: &[u8; 11], ntres: u8) -> String {
     let conv = |bytes: &[u8], lower: bool| -> String {
@@ -211,8 +214,8 @@ pub(crate) fn sfn_display(sfn: &[u8; 11], ntres: u8) -> String {
             let c = if b < 0x80 {
                 b as char
             } else {
-                // No OEM code page table: show the byte as Latin-1 so it stays distinct.
-                char::from(b)
+                // Short names are in the OEM code page; 437 is Linux's default.
+                CP437_HIGH.chars().nth(usize::from(b - 0x80)).unwrap_or('_')
             };
             s.push(if lower { c.to_ascii_lowercase() } else { c });
         }
@@ -256,6 +259,12 @@ mod tests {
         let (b, _, l) = basis("readme.txt");
         assert_eq!((b.as_slice(), l), (&b"README"[..], false));
         assert_eq!(with_tail(b"IMG_2024", 1), b"IMG_20~1".to_vec());
+    }
+
+    #[test]
+    fn cp437_table_is_complete() {
+        assert_eq!(CP437_HIGH.chars().count(), 128);
+        assert_eq!(sfn_display(b"\x80\x81      TXT", 0), "Çü.TXT");
     }
 
     #[test]

@@ -179,6 +179,11 @@ fn names_short_long_collisions_and_case() {
     want.sort();
     assert_eq!(root, want);
     assert_eq!(fatfs_read(&img.path, &format!("/{emoji}")), b"emoji");
+    let h: Vec<String> = hadris_dir(&img.path, "/")
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(h, want, "hadris-fat reads the emoji names");
     let mut fs = open_fs(&img);
     assert_eq!(our_read(&mut fs, &format!("/{emoji255}")), b"e255");
 }

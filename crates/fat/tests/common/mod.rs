@@ -276,6 +276,8 @@ pub fn assert_oracles(
         let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(fatfs_list(img, d), want, "fatfs listing of {d}");
+        let h: Vec<String> = hadris_dir(img, d).into_iter().map(|e| e.0).collect();
+        assert_eq!(h, want, "hadris-fat listing of {d}");
         if mtools_ok {
             if let Some(got) = mdir(img, d) {
                 assert_eq!(got, want, "mdir listing of {d}");
@@ -284,10 +286,69 @@ pub fn assert_oracles(
     }
     for (p, bytes) in files {
         assert!(fatfs_read(img, p) == *bytes, "fatfs bytes of {p}");
+        let (dir, name) = p.rsplit_once('/').unwrap();
+        let h = hadris_dir(img, dir);
+        let e = h
+            .iter()
+            .find(|e| e.0 == name)
+            .unwrap_or_else(|| panic!("hadris-fat: no {p}"));
+        assert!(e.2 == *bytes, "hadris-fat bytes of {p}");
         if mtools_ok {
             if let Some(got) = mcopy_read(img, p) {
                 assert!(got == *bytes, "mcopy bytes of {p}");
             }
         }
     }
+}
+
+/// The hadris-fat crate as a third independent reader: (name, is_dir, bytes) of a
+/// directory's entries, sorted, `.`/`..` left out. `dir` is a `/`-path.
+pub fn hadris_dir(img: &Path, dir: &str) -> Vec<(String, bool, Vec<u8>)> {
+    use hadris_fat::{FatVolume, FatVolumeReadExt};
+    let f = std::fs::File::open(img).unwrap();
+    let fs = FatVolume::open(f).unwrap_or_else(|e| panic!("hadris-fat open: {e:?}"));
+    let mut d = fs.root_dir();
+    for comp in dir.split('/').filter(|c| !c.is_empty()) {
+        let mut it = d.entries();
+        let mut found = None;
+        while let Some(r) = it.next_entry() {
+            let e = r.unwrap_or_else(|e| panic!("hadris-fat entry: {e:?}"));
+            if e.name().eq_ignore_ascii_case(comp) {
+                found = e.as_entry().cloned();
+            }
+        }
+        let fe = found.unwrap_or_else(|| panic!("hadris-fat: {comp} not found in {dir}"));
+        d = fs
+            .open_dir_entry(&fe)
+            .unwrap_or_else(|e| panic!("hadris-fat open dir: {e:?}"));
+    }
+    let mut out = Vec::new();
+    let mut it = d.entries();
+    while let Some(r) = it.next_entry() {
+        let e = r.unwrap_or_else(|e| panic!("hadris-fat entry: {e:?}"));
+        let name = e.name().into_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        let fe = e.as_entry().unwrap().clone();
+        let mut bytes = Vec::new();
+        if fe.is_file() {
+            let mut rd = fs
+                .read_file(&fe)
+                .unwrap_or_else(|e| panic!("hadris-fat read: {e:?}"));
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = rd
+                    .read(&mut buf)
+                    .unwrap_or_else(|e| panic!("hadris-fat read: {e:?}"));
+                if n == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&buf[..n]);
+            }
+        }
+        out.push((name, fe.is_directory(), bytes));
+    }
+    out.sort();
+    out
 }
