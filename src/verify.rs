@@ -1109,6 +1109,126 @@ mod tests {
         assert_eq!(r.summary.ok, 2);
     }
 
+    /// A directory volume whose reads of one file fail half-way, like a bad block.
+    struct FailingRead {
+        inner: DirVolume,
+        fail: &'static str,
+    }
+
+    struct BadBlock(usize);
+    impl Read for BadBlock {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("injected read error"));
+            }
+            let n = buf.len().min(self.0);
+            buf[..n].fill(0);
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    impl io::Seek for BadBlock {
+        fn seek(&mut self, _: io::SeekFrom) -> io::Result<u64> {
+            Ok(0)
+        }
+    }
+
+    impl Volume for FailingRead {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn limits(&self) -> crate::storage::Limits {
+            self.inner.limits()
+        }
+        fn list(&mut self, dir: &str) -> crate::storage::StorageResult<Vec<Entry>> {
+            self.inner.list(dir)
+        }
+        fn stat(&mut self, path: &str) -> crate::storage::StorageResult<Option<Entry>> {
+            self.inner.stat(path)
+        }
+        fn open_read(
+            &mut self,
+            path: &str,
+        ) -> crate::storage::StorageResult<Box<dyn crate::storage::ReadSeek + '_>> {
+            if path == self.fail {
+                return Ok(Box::new(BadBlock(1000)));
+            }
+            self.inner.open_read(path)
+        }
+        fn create_new(
+            &mut self,
+            path: &str,
+        ) -> crate::storage::StorageResult<Box<dyn crate::storage::FileSink + '_>> {
+            self.inner.create_new(path)
+        }
+        fn rename_new(&mut self, from: &str, to: &str) -> crate::storage::StorageResult<()> {
+            self.inner.rename_new(from, to)
+        }
+        fn remove_file(&mut self, path: &str) -> crate::storage::StorageResult<()> {
+            self.inner.remove_file(path)
+        }
+        fn remove_dir(&mut self, path: &str) -> crate::storage::StorageResult<()> {
+            self.inner.remove_dir(path)
+        }
+        fn create_dir_all(&mut self, path: &str) -> crate::storage::StorageResult<()> {
+            self.inner.create_dir_all(path)
+        }
+        fn set_modified(
+            &mut self,
+            path: &str,
+            t: std::time::SystemTime,
+        ) -> crate::storage::StorageResult<()> {
+            self.inner.set_modified(path, t)
+        }
+        fn space(&mut self) -> crate::storage::StorageResult<crate::storage::Space> {
+            self.inner.space()
+        }
+        fn sync(&mut self) -> crate::storage::StorageResult<()> {
+            self.inner.sync()
+        }
+        fn drop_caches(&mut self) -> crate::storage::StorageResult<()> {
+            self.inner.drop_caches()
+        }
+    }
+
+    #[test]
+    fn a_read_error_is_one_corrupt_file_and_the_rest_is_checked() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "DCIM/a.jpg", &[1u8; 5000]);
+        write(t.path(), "DCIM/b.jpg", &[2u8; 5000]);
+        write(t.path(), "DCIM/c.jpg", &[3u8; 5000]);
+        let sums = format!(
+            "{}  DCIM/a.jpg\n{}  DCIM/b.jpg\n{}  DCIM/c.jpg\n",
+            sha(&[1u8; 5000]),
+            sha(&[2u8; 5000]),
+            sha(&[3u8; 5000])
+        );
+        write(t.path(), "SHA256SUMS", sums.as_bytes());
+        let mut v = FailingRead {
+            inner: DirVolume::open(t.path()).unwrap(),
+            fail: "DCIM/b.jpg",
+        };
+        let m = load_manifest(&mut v, "card").unwrap();
+        let r = verify_card(&mut v, &m, "card", &mut |_| {});
+        let st: Vec<_> = r
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.status))
+            .collect();
+        assert_eq!(
+            st,
+            vec![
+                ("DCIM/a.jpg", Status::Ok),
+                ("DCIM/b.jpg", Status::Corrupt),
+                ("DCIM/c.jpg", Status::Ok)
+            ]
+        );
+        let b = &r.files[1];
+        assert!(b.error.as_deref().unwrap().contains("injected read error"));
+        assert_eq!(b.actual_sha256, None);
+        assert_eq!(r.summary.checked_bytes, 5000 + 1000 + 5000);
+    }
+
     #[test]
     fn no_manifest_is_an_error() {
         let t = tempfile::tempdir().unwrap();

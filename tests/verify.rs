@@ -1112,3 +1112,127 @@ fn help_gives_exit_codes_and_the_no_sdexport_way() {
     assert!(help.contains("sha256sum -c SHA256SUMS"));
     assert!(help.contains("--against"));
 }
+
+// ---------------------------------------------------------------- hostile or odd input
+
+#[test]
+fn a_manifest_path_leaving_the_card_is_never_read() {
+    let files = sample_files();
+    let outer = TempDir::new().unwrap();
+    let root = outer.path().join("card");
+    fs::create_dir_all(&root).unwrap();
+    for (p, b) in &files {
+        let h = root.join(p);
+        fs::create_dir_all(h.parent().unwrap()).unwrap();
+        fs::write(h, b).unwrap();
+    }
+    // A file outside the card whose hash the manifest records under `../`.
+    fs::write(outer.path().join("secret.jpg"), b"outside").unwrap();
+    let mut m = manifest_of(&files);
+    m.insert(record("../secret.jpg", b"outside"));
+    manifest::save(&mut DirVolume::open(&root).unwrap(), &m).unwrap();
+    let (code, r) = verify_json(&root, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        r.problems_by_path(),
+        expected_problems(&[("../secret.jpg", StatusJson::Missing)])
+    );
+    let f = r.files.iter().find(|f| f.path == "../secret.jpg").unwrap();
+    assert_eq!(f.actual_sha256, None);
+}
+
+#[test]
+fn unreadable_manifest_lines_are_a_problem() {
+    let files = sample_files();
+    let card = dir_card(&files);
+    let p = card.path().join(".sdexport/manifest.jsonl");
+    let mut text = fs::read_to_string(&p).unwrap();
+    text.push_str("{this is not json\n");
+    fs::write(&p, text).unwrap();
+    let (code, r) = verify_json(card.path(), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(r.summary.ok, 6);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert!(r.problems[0].contains("line 7"), "{:?}", r.problems);
+}
+
+#[test]
+fn a_folder_inside_a_card_gets_a_hint() {
+    let card = dir_card(&sample_files());
+    let run = verify(&card.path().join("DCIM/Camera"), &[]);
+    assert_code(&run, 2);
+    let root = card.path().canonicalize().unwrap();
+    assert!(
+        run.stderr.contains(&format!(
+            "is inside a card whose root is {}: run `sdexport verify {}`",
+            root.display(),
+            root.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn against_reads_names_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let files = sample_files();
+    let card = dir_card(&files);
+    let src = TempDir::new().unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"IMG_\xff\xfe.JPG");
+    fs::write(src.path().join(odd), &files[0].1).unwrap();
+    let (code, r) = verify_json(card.path(), &["--against", src.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{:?}", r.against);
+    let a = r.against.unwrap();
+    assert_eq!(a.found, 1);
+    assert_eq!(a.found_files[0].path, "IMG_\u{fffd}\u{fffd}.JPG");
+    assert_eq!(a.found_files[0].card_path, "DCIM/Camera/IMG_0001.JPG");
+}
+
+/// A loop device over an image, detached on drop.
+struct Loop(String);
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Std::new("losetup").args(["-d", &self.0]).status();
+    }
+}
+
+#[test]
+fn block_device_reads_come_from_the_medium() {
+    let files = sample_files();
+    let Some((_t, img)) = image_card(&files, Mkfs::Ours, false) else {
+        return;
+    };
+    if !have("losetup") {
+        return;
+    }
+    let out = Std::new("losetup")
+        .args(["-f", "--show", img.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || !dev.starts_with("/dev/") {
+        // Not root, or no loop devices in this container: nothing to learn here.
+        println!(
+            "SKIPPED: losetup refused: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return;
+    }
+    let _guard = Loop(dev.clone());
+    // Hold the device open so that its page cache survives between the two runs (the
+    // kernel drops it on the last close), as it does while a desktop keeps a card open.
+    let _holder = fs::File::open(&dev).unwrap();
+    let (code, r) = verify_json(Path::new(&dev), &[]);
+    assert_eq!(code, 0, "{r:?}");
+    assert_eq!(r.summary.ok, 6);
+    // Damage the image behind the device's back: the device's cached pages are stale,
+    // and verify must read the medium again, not its own earlier reads.
+    mtools_flip_byte(&img, "DCIM/Camera/IMG_0002.JPG", 100);
+    let (code, r) = verify_json(Path::new(&dev), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        r.problems_by_path(),
+        expected_problems(&[("DCIM/Camera/IMG_0002.JPG", StatusJson::Corrupt)])
+    );
+}

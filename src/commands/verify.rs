@@ -1,7 +1,10 @@
 //! `sdexport verify CARD [--json] [--against DIR]`: read every file of the card's manifest
 //! back and report ok / missing / corrupt / size-changed / unknown (docs/VERIFY.md).
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context, Result};
+use sdexport::manifest;
 use sdexport::verify::{self, FileCheck, Status as FileStatus, VerifyReport};
 
 use super::cards::open_read;
@@ -31,7 +34,19 @@ fn run_inner(a: &VerifyArgs, out: &Output) -> Result<Status> {
     let card_name = a.card.display().to_string();
     let mut card = open_read(&a.card, a.partition.partition, out)?;
     let vol = card.volume.as_mut();
-    let manifest = verify::load_manifest(vol, &card_name)?;
+    let manifest = match verify::load_manifest(vol, &card_name) {
+        Ok(m) => m,
+        Err(e @ verify::VerifyError::NoManifest { .. }) => match enclosing_card(&a.card) {
+            Some(root) => anyhow::bail!(
+                "{e}\n  {} is inside a card whose root is {}: run `sdexport verify {}`",
+                a.card.display(),
+                root.display(),
+                root.display()
+            ),
+            None => return Err(e.into()),
+        },
+        Err(e) => return Err(e.into()),
+    };
 
     let bar = out.bytes_bar(manifest.info.bytes, "verify");
     let mut report = verify::verify_card(vol, &manifest, &card_name, &mut |n| bar.inc(n));
@@ -54,6 +69,20 @@ fn run_inner(a: &VerifyArgs, out: &Output) -> Result<Status> {
         Status::Done
     } else {
         Status::Incomplete
+    })
+}
+
+/// For a folder without a manifest: the nearest enclosing folder that has one (the user
+/// gave `/media/card/DCIM` instead of `/media/card`).
+fn enclosing_card(card: &Path) -> Option<PathBuf> {
+    if !card.is_dir() {
+        return None;
+    }
+    let abs = card.canonicalize().ok()?;
+    abs.ancestors().skip(1).take(4).find_map(|dir| {
+        let has =
+            dir.join(manifest::SUMS_PATH).is_file() || dir.join(manifest::MANIFEST_PATH).is_file();
+        has.then(|| dir.to_path_buf())
     })
 }
 
