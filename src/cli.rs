@@ -96,7 +96,8 @@ pub enum Command {
     sdexport verify /dev/sdb --against ~/Pictures/phone-DCIM
 
 Exit codes: 0 all files ok; 1 problems found (missing, corrupt, size-changed or unknown
-files); 2 the card or its manifest could not be read.
+files, or with --against files not on the card); 2 the card or its manifest could not be
+read. --json prints one document (schema 1); see docs/VERIFY.md.
 
 Without sdexport: cd to the card's root and run `sha256sum -c SHA256SUMS` (Linux) or
 `shasum -a 256 -c SHA256SUMS` (macOS).")]
@@ -299,7 +300,7 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     pub card: PathBuf,
-    /// Also check that every file in this folder is on the card (by content, anywhere)
+    /// Also check that every file in this folder (or card image) is on the card, by content, anywhere
     #[arg(long, value_name = "dir")]
     pub against: Option<PathBuf>,
     #[command(flatten)]
