@@ -163,6 +163,9 @@ pub fn detect<R: Read + Seek>(r: &mut R, disk_bytes: u64) -> Result<Layout, Layo
         Content::Other => {}
     }
     if lba0[510] != 0x55 || lba0[511] != 0xAA {
+        if let Some(found) = probe_lost_volume(r, disk_bytes)? {
+            return Ok(found);
+        }
         return Err(LayoutError::NotUsable(
             "no FAT boot sector and no partition table at the start (no 55AA signature): not a card image, or its first sector is damaged".into(),
         ));
@@ -203,6 +206,50 @@ pub fn detect<R: Read + Seek>(r: &mut R, disk_bytes: u64) -> Result<Layout, Layo
         disk_bytes,
         partitions,
     })
+}
+
+/// Sector offsets where partitions usually start: 4 MiB (SD cards), 1 MiB (modern tools),
+/// 63 (old DOS tools), and a few others tools pick.
+const USUAL_STARTS: &[u64] = &[8192, 2048, 63, 32, 128, 4096, 16384, 32768, 65536];
+
+/// A disk whose first sector holds neither a boot sector nor a partition table (a wiped
+/// table, or `mkfs.fat --offset` on a bare image) may still hold a FAT volume where
+/// partitions usually start. Accept one only if it carries the boot signature and its hidden
+/// sectors field names that very offset or is 0 (what `mkfs.fat --offset` writes on an
+/// image file), so that random data is not mistaken for a volume.
+fn probe_lost_volume<R: Read + Seek>(
+    r: &mut R,
+    disk_bytes: u64,
+) -> Result<Option<Layout>, LayoutError> {
+    for &lba in USUAL_STARTS {
+        let start = lba * SECTOR;
+        if start.checked_add(SECTOR).is_none_or(|end| end > disk_bytes) {
+            continue;
+        }
+        let vbr = read_sector(r, start)?;
+        if vbr.len() < 512
+            || classify_boot_sector(&vbr) == Content::Other
+            || vbr[510..512] != [0x55, 0xAA]
+        {
+            continue;
+        }
+        let hidden = u32::from_le_bytes([vbr[28], vbr[29], vbr[30], vbr[31]]) as u64;
+        let content = classify_boot_sector(&vbr);
+        if hidden == lba || hidden == 0 || content == Content::Exfat {
+            return Ok(Some(Layout {
+                table: TableKind::None,
+                disk_bytes,
+                partitions: vec![PartitionInfo {
+                    index: 0,
+                    start_bytes: start,
+                    size_bytes: disk_bytes - start,
+                    type_name: format!("volume at sector {lba} with no partition table"),
+                    content,
+                }],
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// `gpt` wants a writable device; this one refuses every write, so reading a card's table
@@ -336,8 +383,8 @@ pub fn select(layout: &Layout, want: Option<u32>) -> Result<Selection, LayoutErr
             Content::Fat => Ok(Selection {
                 table: TableKind::None,
                 partition: None,
-                offset: 0,
-                len: layout.disk_bytes,
+                offset: p.start_bytes,
+                len: p.size_bytes,
             }),
             Content::Exfat => Err(LayoutError::NotUsable(exfat_hint.into())),
             Content::Other => Err(LayoutError::NotUsable("not a FAT volume".into())),
@@ -496,5 +543,35 @@ mod tests {
         let layout = detect(&mut disk, 512).unwrap();
         let e = select(&layout, None).unwrap_err().to_string();
         assert!(e.contains("exFAT"), "{e}");
+    }
+
+    #[test]
+    fn a_volume_without_its_partition_table_is_found_at_a_usual_start() {
+        let size = 8u64 << 20;
+        let mut disk = vec![0u8; size as usize];
+        let start = 2048 * 512;
+        let vbr = &mut disk[start..start + 512];
+        vbr[0..3].copy_from_slice(&[0xEB, 0x3C, 0x90]);
+        vbr[11..13].copy_from_slice(&512u16.to_le_bytes());
+        vbr[13] = 4;
+        vbr[14..16].copy_from_slice(&1u16.to_le_bytes());
+        vbr[16] = 2;
+        vbr[19..21].copy_from_slice(&14336u16.to_le_bytes());
+        vbr[28..32].copy_from_slice(&2048u32.to_le_bytes());
+        let mut c = io::Cursor::new(disk.clone());
+        assert!(
+            detect(&mut c, size).is_err(),
+            "no boot signature: not trusted"
+        );
+        disk[start + 510] = 0x55;
+        disk[start + 511] = 0xAA;
+        let mut c = io::Cursor::new(disk.clone());
+        let layout = detect(&mut c, size).unwrap();
+        let sel = select(&layout, None).unwrap();
+        assert_eq!(sel.offset, start as u64);
+        // The same sector with a hidden-sectors field that does not match is not trusted.
+        disk[start + 28..start + 32].copy_from_slice(&7u32.to_le_bytes());
+        let mut c = io::Cursor::new(disk);
+        assert!(detect(&mut c, size).is_err());
     }
 }
