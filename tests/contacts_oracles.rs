@@ -97,8 +97,12 @@ fn vobject_finds_every_contact_fact_per_sample() {
     let mut fails = Vec::new();
     for s in samples() {
         let out = dir.path().join(format!("{}.out.vcf", name(&s)));
-        std::fs::write(&out, export_files(&[s.clone()], VcardVersion::V30, true)).unwrap();
-        if let Err(e) = vobject_check(&out, &[s.clone()], false) {
+        std::fs::write(
+            &out,
+            export_files(std::slice::from_ref(&s), VcardVersion::V30, true),
+        )
+        .unwrap();
+        if let Err(e) = vobject_check(&out, std::slice::from_ref(&s), false) {
             fails.push(format!("{}: {e}", name(&s)));
         }
     }
@@ -115,8 +119,12 @@ fn vobject_finds_structured_fields_without_merge() {
     let mut fails = Vec::new();
     for s in samples().into_iter().filter(|s| !name(s).ends_with(".csv")) {
         let out = dir.path().join(format!("{}.out.vcf", name(&s)));
-        std::fs::write(&out, export_files(&[s.clone()], VcardVersion::V30, false)).unwrap();
-        if let Err(e) = vobject_check(&out, &[s.clone()], true) {
+        std::fs::write(
+            &out,
+            export_files(std::slice::from_ref(&s), VcardVersion::V30, false),
+        )
+        .unwrap();
+        if let Err(e) = vobject_check(&out, std::slice::from_ref(&s), true) {
             fails.push(format!("{}: {e}", name(&s)));
         }
     }
@@ -149,8 +157,8 @@ fn vobject_reads_v21_and_v40_output() {
     for version in [VcardVersion::V21, VcardVersion::V40] {
         for s in samples() {
             let out = dir.path().join(format!("{}.{version}.vcf", name(&s)));
-            std::fs::write(&out, export_files(&[s.clone()], version, true)).unwrap();
-            if let Err(e) = vobject_check(&out, &[s.clone()], false) {
+            std::fs::write(&out, export_files(std::slice::from_ref(&s), version, true)).unwrap();
+            if let Err(e) = vobject_check(&out, std::slice::from_ref(&s), false) {
                 fails.push(format!("{version} {}: {e}", name(&s)));
             }
         }
@@ -274,7 +282,7 @@ fn ezvcard_reads_our_output_without_warnings() {
             (VcardVersion::V21, "21"),
         ] {
             let out = dir.path().join(format!("{}.{tag}.vcf", name(&s)));
-            std::fs::write(&out, export_files(&[s.clone()], version, true)).unwrap();
+            std::fs::write(&out, export_files(std::slice::from_ref(&s), version, true)).unwrap();
             files.push((s.clone(), out, tag));
         }
     }

@@ -411,7 +411,12 @@ fn decode_property(raw: RawProp, v21: bool) -> (Option<Property>, Vec<String>) {
             "CHARSET" => charset = Some(unquote(&value)),
             _ => {
                 let values = if name == "TYPE" {
+                    // `TYPE="voice,cell"` (quoted list, seen in the wild) is a list too.
                     split_param_values(&value)
+                        .iter()
+                        .flat_map(|v| v.split(',').map(|x| x.trim().to_string()))
+                        .filter(|v| !v.is_empty())
+                        .collect()
                 } else {
                     vec![unquote(&value)]
                 };

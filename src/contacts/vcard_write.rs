@@ -335,15 +335,32 @@ fn adapt(p: &Property, version: VcardVersion) -> std::borrow::Cow<'_, Property> 
         }
         return Cow::Owned(q);
     }
-    if p.name == "TZ" && version == VcardVersion::V21 {
+    if p.name == "TZ" {
         let b = raw.as_bytes();
-        let offset = (raw.len() == 5 || raw.len() == 6)
+        let offset = (raw.len() == 3 || raw.len() == 5 || raw.len() == 6)
             && matches!(b[0], b'+' | b'-')
             && raw[1..].chars().all(|c| c.is_ascii_digit() || c == ':');
-        if !offset {
-            q.name = "X-TZ".into();
-            q.params.retain(|x| x.name != "VALUE");
+        let has_value = p.params.iter().any(|x| x.name == "VALUE");
+        if offset {
+            return Cow::Borrowed(p);
         }
+        match version {
+            // 2.1 knows only offsets.
+            VcardVersion::V21 => {
+                q.name = "X-TZ".into();
+                q.params.retain(|x| x.name != "VALUE");
+            }
+            // 3.0 reads an offset unless told the value is text.
+            VcardVersion::V30 if !has_value => q.params.push(Param {
+                name: "VALUE".into(),
+                values: vec!["text".into()],
+            }),
+            _ => {}
+        }
+        return Cow::Owned(q);
+    }
+    if p.name == "REV" && !is_strict_date(&add_seconds(&raw)) {
+        q.name = "X-REV".into();
         return Cow::Owned(q);
     }
     Cow::Borrowed(p)
