@@ -364,12 +364,22 @@ pub fn load_manifest(vol: &mut dyn Volume, card: &str) -> Result<CardManifest, V
         }
     }
     if let Some(sums) = &sums {
-        let mut not_in_sums = by_key.len();
+        let from_jsonl: std::collections::HashSet<String> = by_key.keys().cloned().collect();
+        let mut seen: HashMap<String, &str> = HashMap::new();
         let mut only_in_sums = 0usize;
         for (path, hex) in sums {
-            match by_key.get(&fold_case(path)) {
+            let key = fold_case(path);
+            if let Some(first) = seen.get(&key) {
+                if !first.eq_ignore_ascii_case(hex) {
+                    problems.push(format!(
+                        "{path}: {SUMS_PATH} lists this file twice with different SHA-256 values; `sha256sum -c` will report one of them as FAILED"
+                    ));
+                }
+                continue;
+            }
+            seen.insert(key.clone(), hex);
+            match by_key.get(&key) {
                 Some(e) => {
-                    not_in_sums = not_in_sums.saturating_sub(1);
                     if !e.sha256.eq_ignore_ascii_case(hex) {
                         problems.push(format!(
                             "{path}: {SUMS_PATH} and {MANIFEST_PATH} record different SHA-256 values ({} and {}); `sha256sum -c` and sdexport would disagree about this file",
@@ -383,7 +393,7 @@ pub fn load_manifest(vol: &mut dyn Volume, card: &str) -> Result<CardManifest, V
                         only_in_sums += 1;
                     }
                     by_key.insert(
-                        fold_case(path),
+                        key,
                         Expected {
                             path: path.clone(),
                             sha256: hex.to_ascii_lowercase(),
@@ -393,6 +403,7 @@ pub fn load_manifest(vol: &mut dyn Volume, card: &str) -> Result<CardManifest, V
                 }
             }
         }
+        let not_in_sums = from_jsonl.iter().filter(|k| !seen.contains_key(*k)).count();
         if source == ManifestSource::Jsonl && not_in_sums > 0 {
             notes.push(format!(
                 "{SUMS_PATH} does not list {not_in_sums} file(s) that {MANIFEST_PATH} lists: `sha256sum -c {SUMS_PATH}` will not check them (the next sdexport run that writes to the card rewrites it)"
@@ -1227,6 +1238,62 @@ mod tests {
         assert!(b.error.as_deref().unwrap().contains("injected read error"));
         assert_eq!(b.actual_sha256, None);
         assert_eq!(r.summary.checked_bytes, 5000 + 1000 + 5000);
+    }
+
+    #[test]
+    fn an_older_sha256sums_is_a_note_and_a_duplicate_a_problem() {
+        let t = tempfile::tempdir().unwrap();
+        write(t.path(), "DCIM/a.jpg", b"aaa");
+        write(t.path(), "DCIM/b.jpg", b"bbb");
+        let mut man = manifest::Manifest::default();
+        for (p, b) in [("DCIM/a.jpg", b"aaa"), ("DCIM/b.jpg", b"bbb")] {
+            man.insert(Record {
+                path: p.into(),
+                size: 3,
+                sha256: sha(b),
+                kind: None,
+                captured: None,
+                captured_from: None,
+                source_path: None,
+                source_device: None,
+                original_name: None,
+                modified: None,
+                pair_id: None,
+                verified_at: None,
+                run_id: "r".into(),
+                tool_version: "t".into(),
+            });
+        }
+        write(t.path(), MANIFEST_PATH, &man.to_jsonl());
+        // A crash between replacing manifest.jsonl and SHA256SUMS leaves the older one.
+        write(
+            t.path(),
+            SUMS_PATH,
+            format!("{}  ./DCIM/a.jpg\n", sha(b"aaa")).as_bytes(),
+        );
+        let mut v = DirVolume::open(t.path()).unwrap();
+        let m = load_manifest(&mut v, "card").unwrap();
+        assert!(m.problems.is_empty(), "{:?}", m.problems);
+        assert_eq!(m.notes.len(), 1, "{:?}", m.notes);
+        assert!(m.notes[0].contains("does not list 1 file(s)"));
+        let r = verify_card(&mut v, &m, "card", &mut |_| {});
+        assert!(r.is_clean());
+
+        write(
+            t.path(),
+            SUMS_PATH,
+            format!(
+                "{}  DCIM/a.jpg\n{}  DCIM/b.jpg\n{}  DCIM/A.JPG\n",
+                sha(b"aaa"),
+                sha(b"bbb"),
+                sha(b"zzz")
+            )
+            .as_bytes(),
+        );
+        let m = load_manifest(&mut v, "card").unwrap();
+        assert_eq!(m.problems.len(), 1, "{:?}", m.problems);
+        assert!(m.problems[0].contains("twice"));
+        assert!(m.notes.is_empty(), "{:?}", m.notes);
     }
 
     #[test]
