@@ -458,3 +458,31 @@ impl std::io::Seek for SparseMem {
         Ok(self.pos)
     }
 }
+
+#[test]
+fn directory_full_at_65536_entries() {
+    let size = 64 * MIB;
+    let img = image(size);
+    our_format(&img, size, Some(FatType::Fat16));
+    let mut fs = open_fs(&img);
+    fs.create_dir("/d").unwrap();
+    let mut n = 0u32;
+    loop {
+        // Upper-case 8.3 names take exactly one slot.
+        match fs.create_file(&format!("/d/F{n:07}")) {
+            Ok(w) => {
+                drop(w);
+                n += 1;
+            }
+            Err(Error::DirectoryFull { .. }) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // 65536 slots, two of them `.` and `..`.
+    assert_eq!(n, 65534);
+    fs.flush().unwrap();
+    assert!(fs.check().unwrap().problems.is_empty());
+    drop(fs);
+    // fsck.fat needs ~6 s here (its duplicate-name check is quadratic).
+    assert_fsck_clean(&img.path);
+}
