@@ -250,13 +250,14 @@ impl VerifyReport {
 pub enum VerifyError {
     #[error("no sdexport manifest was found on {card}: neither {SUMS_PATH} nor {MANIFEST_PATH} is at its root.\n  Give the card's root folder (or, for a partitioned image or device, the right --partition).\n  A card gets a manifest when sdexport copies to it: `sdexport photos PHONE --to CARD` or `sdexport backup PHONE --to CARD`.")]
     NoManifest { card: String },
-    #[error("cannot read the manifest on {card}: {source}")]
+    // The source is not repeated in the message: callers print the chain (`{:#}`).
+    #[error("cannot read the manifest on {card}")]
     Manifest {
         card: String,
         #[source]
         source: StorageError,
     },
-    #[error("cannot read {dir}: {source}")]
+    #[error("cannot compare {dir} with the card")]
     Against {
         dir: String,
         #[source]

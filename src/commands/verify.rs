@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sdexport::manifest;
 use sdexport::verify::{self, FileCheck, Status as FileStatus, VerifyReport};
 
@@ -53,8 +53,7 @@ fn run_inner(a: &VerifyArgs, out: &Output) -> Result<Status> {
     bar.finish_and_clear();
 
     if let Some(dir) = &a.against {
-        let source = verify::scan_source(dir)
-            .with_context(|| format!("cannot compare {} with the card", dir.display()))?;
+        let source = verify::scan_source(dir)?;
         let bar = out.bytes_bar(source.total_bytes(), "against");
         verify::check_against(&mut report, source, &mut |n| bar.inc(n));
         bar.finish_and_clear();
