@@ -153,6 +153,8 @@ pub struct FileSystem<S: Storage> {
     label: Option<String>,
     volume_id: u32,
     was_dirty: bool,
+    /// Call `Storage::flush` at each ordering point.
+    barriers: bool,
     /// The dirty bit is set on disk and FSInfo says "unknown": we have written since the
     /// last `flush`.
     dirty_on_disk: bool,
@@ -320,6 +322,7 @@ impl<S: Storage> FileSystem<S> {
             fat,
             dirs: HashMap::new(),
             was_dirty,
+            barriers: false,
             dirty_on_disk: false,
         })
     }
@@ -391,7 +394,7 @@ impl<S: Storage> FileSystem<S> {
         self.write_at(0, &boot)?;
         self.write_fsinfo(None)?;
         self.dirty_on_disk = true;
-        Ok(())
+        self.barrier()
     }
 
     /// Rewrite the FSInfo sector (FAT32) with `free` (None = 0xFFFFFFFF, unknown).
@@ -410,9 +413,33 @@ impl<S: Storage> FileSystem<S> {
         self.write_at(off, &s)
     }
 
+    /// Write the dirty FAT sectors to every copy. With write barriers on, whatever was
+    /// written before (data, a zeroed cluster, a deleted entry) is made durable first, and
+    /// the FAT itself before whatever follows.
     fn flush_fat(&mut self) -> Result<()> {
+        if !self.fat.is_dirty() {
+            return Ok(());
+        }
+        self.barrier()?;
         self.fat.flush_to(&mut self.storage, &self.geo)?;
+        self.barrier()
+    }
+
+    /// An ordering point between two dependent writes (see [`FileSystem::set_write_barriers`]).
+    fn barrier(&mut self) -> Result<()> {
+        if self.barriers {
+            self.storage.flush()?;
+        }
         Ok(())
+    }
+
+    /// With barriers on, the engine calls `Storage::flush` at every ordering point of the
+    /// crash-safe write order (data → FAT → directory entry; entry removal → FAT free), so
+    /// a storage whose `flush` is a real sync (`fsync`, a cache flush) keeps that order on
+    /// the device. Off by default: then only [`FileSystem::flush`] flushes, and the order
+    /// holds only as far as the storage keeps the order of its writes.
+    pub fn set_write_barriers(&mut self, on: bool) {
+        self.barriers = on;
     }
 
     // ----- directories -----
@@ -647,6 +674,7 @@ impl<S: Storage> FileSystem<S> {
                 .get(&key)
                 .ok_or_else(|| corrupt("directory cache lost an entry"))?;
             d.write_slots(&mut self.storage, &self.geo, a, b)?;
+            self.barrier()?;
         }
         let d = self.dir(key)?;
         for (i, s) in slots.iter().enumerate() {
@@ -871,6 +899,7 @@ impl<S: Storage> FileSystem<S> {
         // Old entry goes first: a crash in between loses the name (the clusters become
         // lost clusters), but never leaves two entries sharing one chain.
         self.delete_entry(from_loc)?;
+        self.barrier()?;
         let template = p.raw;
         self.insert_entry(to_key, last, template, &full)?;
         if let (Some(dk), true) = (moved_dir, to_key != from_loc.dir) {

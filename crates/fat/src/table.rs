@@ -283,6 +283,10 @@ impl Fat {
         }
     }
 
+    pub fn is_dirty(&self) -> bool {
+        self.any_dirty
+    }
+
     /// Write every dirty sector to every FAT copy, one write per run of consecutive dirty
     /// sectors per copy, copy 0 first.
     pub fn flush_to<S: Write + Seek>(&mut self, storage: &mut S, geo: &Geometry) -> Result<u64> {
