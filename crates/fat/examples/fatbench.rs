@@ -2,6 +2,8 @@
 //!
 //! * `fatbench write-big IMG SRC`  — copy SRC into `/big.bin` of the FAT image IMG.
 //! * `fatbench dir IMG N`          — create N files with 28-character names in `/DCIM`.
+//! * `fatbench dir-rename IMG N`   — the same, each file written under a temporary name and
+//!   renamed into place (sdexport's copy protocol).
 //! * `fatbench fatfs-dir IMG N`    — the same with the fatfs 0.3.6 crate, for comparison.
 //!
 //! Each prints `seconds=<elapsed>` (open to flush, formatting excluded).
@@ -21,7 +23,8 @@ fn name(i: usize) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: fatbench write-big IMG SRC | dir IMG N | fatfs-dir IMG N";
+    let usage =
+        "usage: fatbench write-big IMG SRC | dir IMG N | dir-rename IMG N | fatfs-dir IMG N";
     let (cmd, img) = match (args.get(1), args.get(2)) {
         (Some(c), Some(i)) => (c.as_str(), i.as_str()),
         _ => return Err(usage.into()),
@@ -53,6 +56,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut w = fs.create_file(&format!("/DCIM/{}", name(i)))?;
                 w.write_all(&[i as u8; 100])?;
                 w.finish(None)?;
+            }
+            fs.flush()?;
+        }
+        "dir-rename" => {
+            let n: usize = args.get(3).ok_or(usage)?.parse()?;
+            let mut fs = FileSystem::open(storage)?;
+            fs.create_dir("/DCIM")?;
+            for i in 0..n {
+                let tmp = format!("/DCIM/.sdexport-{i:05}.tmp");
+                let mut w = fs.create_file(&tmp)?;
+                w.write_all(&[i as u8; 100])?;
+                w.finish(None)?;
+                fs.rename(&tmp, &format!("/DCIM/{}", name(i)))?;
             }
             fs.flush()?;
         }

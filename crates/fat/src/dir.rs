@@ -2,7 +2,7 @@
 //! a case-folded name index, a short-name index and the free-slot runs) that makes
 //! create/lookup O(1) per file instead of a scan of the whole directory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Seek, SeekFrom, Write};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
@@ -234,7 +234,10 @@ pub(crate) struct Dir {
     /// SFN slot → first slot of its entry set.
     pub spans: HashMap<usize, usize>,
     pub end: usize,
-    pub holes: BTreeMap<usize, usize>,
+    /// Runs of deleted slots before `end`: start → length ...
+    holes: BTreeMap<usize, usize>,
+    /// ... and length → starts, so a fitting run is found without scanning them all.
+    by_len: BTreeMap<usize, BTreeSet<usize>>,
 }
 
 impl Dir {
@@ -248,8 +251,12 @@ impl Dir {
             short: HashMap::with_capacity(entries.len()),
             spans: HashMap::with_capacity(entries.len()),
             end,
-            holes,
+            holes: BTreeMap::new(),
+            by_len: BTreeMap::new(),
         };
+        for (s, len) in holes {
+            d.insert_hole(s, len);
+        }
         for p in entries {
             if p.kind == Kind::Normal {
                 d.index(&p.name, p.sfn, p.slot, p.first_slot);
@@ -317,13 +324,16 @@ impl Dir {
                 _ => start,
             }
         };
-        for (&s, &len) in &self.holes {
-            let at = fit(s);
-            if at + n <= s + len {
-                return Some(SlotPlan {
-                    at,
-                    hole: Some((s, len)),
-                });
+        // Best fit: the shortest runs that are long enough, lowest address first.
+        for (&len, starts) in self.by_len.range(n..) {
+            for &s in starts {
+                let at = fit(s);
+                if at + n <= s + len {
+                    return Some(SlotPlan {
+                        at,
+                        hole: Some((s, len)),
+                    });
+                }
             }
         }
         let at = fit(self.end);
@@ -338,12 +348,12 @@ impl Dir {
     pub fn take_slots(&mut self, plan: &SlotPlan, n: usize) -> Option<(usize, usize)> {
         match plan.hole {
             Some((s, len)) => {
-                self.holes.remove(&s);
+                self.remove_hole(s);
                 if plan.at > s {
-                    self.holes.insert(s, plan.at - s);
+                    self.insert_hole(s, plan.at - s);
                 }
                 if plan.at + n < s + len {
-                    self.holes.insert(plan.at + n, s + len - plan.at - n);
+                    self.insert_hole(plan.at + n, s + len - plan.at - n);
                 }
                 None
             }
@@ -367,16 +377,32 @@ impl Dir {
         let mut len = n;
         if let Some((&ps, &pl)) = self.holes.range(..s).next_back() {
             if ps + pl == s {
-                self.holes.remove(&ps);
+                self.remove_hole(ps);
                 start = ps;
                 len += pl;
             }
         }
         if let Some(&nl) = self.holes.get(&(s + n)) {
-            self.holes.remove(&(s + n));
+            self.remove_hole(s + n);
             len += nl;
         }
-        self.holes.insert(start, len);
+        self.insert_hole(start, len);
+    }
+
+    fn insert_hole(&mut self, s: usize, len: usize) {
+        self.holes.insert(s, len);
+        self.by_len.entry(len).or_default().insert(s);
+    }
+
+    fn remove_hole(&mut self, s: usize) {
+        if let Some(len) = self.holes.remove(&s) {
+            if let Some(set) = self.by_len.get_mut(&len) {
+                set.remove(&s);
+                if set.is_empty() {
+                    self.by_len.remove(&len);
+                }
+            }
+        }
     }
 
     /// Byte offset on the volume of slot `slot`.

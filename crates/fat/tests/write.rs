@@ -486,3 +486,51 @@ fn directory_full_at_65536_entries() {
     // fsck.fat needs ~6 s here (its duplicate-name check is quadratic).
     assert_fsck_clean(&img.path);
 }
+
+#[test]
+fn deleted_slots_are_reused_and_temp_rename_flow() {
+    let size = 16 * MIB;
+    let img = image(size);
+    our_format(&img, size, Some(FatType::Fat16));
+    let mut fs = open_fs(&img);
+    fs.create_dir("/d").unwrap();
+    // The sdexport flow: write under a temp name, then rename into place.
+    for i in 0..300 {
+        let tmp = format!("/d/.sdexport-tmp-{i:04}.part");
+        our_write(&mut fs, &tmp, format!("photo {i}").as_bytes());
+        fs.rename(&tmp, &format!("/d/IMG_{i:04}.jpg")).unwrap();
+    }
+    let slots_after_flow = fs.list_dir("/d").unwrap().len();
+    assert_eq!(slots_after_flow, 300);
+    // Remove every other file, then create as many again: the holes are reused, so the
+    // directory does not grow.
+    let before = fs.free_bytes();
+    for i in (0..300).step_by(2) {
+        fs.remove(&format!("/d/IMG_{i:04}.jpg")).unwrap();
+    }
+    for i in (0..300).step_by(2) {
+        our_write(&mut fs, &format!("/d/new_{i:04}.jpg"), b"n");
+    }
+    // Same number of one-cluster files, and no new directory cluster.
+    assert_eq!(fs.free_bytes(), before);
+    fs.flush().unwrap();
+    assert!(fs.check().unwrap().problems.is_empty());
+    drop(fs);
+    let mut names: Vec<String> = (0..300)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("new_{i:04}.jpg")
+            } else {
+                format!("IMG_{i:04}.jpg")
+            }
+        })
+        .collect();
+    names.sort();
+    let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    assert_oracles(
+        &img.path,
+        &[("/d", refs)],
+        &[("/d/IMG_0299.jpg", b"photo 299")],
+        true,
+    );
+}
