@@ -329,6 +329,14 @@ fn image_card(
                 .assert()
                 .success();
         }
+        Mkfs::OursFat(bits, size) => {
+            sdexport()
+                .arg("format")
+                .arg(&img)
+                .args(["--size", size, "--fat", bits])
+                .assert()
+                .success();
+        }
         Mkfs::MkfsFat => {
             if !have("mkfs.fat") {
                 return None;
@@ -391,7 +399,11 @@ fn image_card(
 
 #[derive(Clone, Copy)]
 enum Mkfs {
+    /// `sdexport format --size 64M` (FAT32).
     Ours,
+    /// `sdexport format --fat BITS --size SIZE`.
+    OursFat(&'static str, &'static str),
+    /// `mkfs.fat -F 32`, 128 MiB.
     MkfsFat,
 }
 
@@ -1235,4 +1247,51 @@ fn block_device_reads_come_from_the_medium() {
         r.problems_by_path(),
         expected_problems(&[("DCIM/Camera/IMG_0002.JPG", StatusJson::Corrupt)])
     );
+}
+
+#[test]
+fn every_fat_variant_reports_the_same_damage_and_is_never_written() {
+    for (bits, size) in [("12", "4M"), ("16", "32M"), ("32", "64M")] {
+        let files = sample_files();
+        let Some((t, img)) = image_card(&files, Mkfs::OursFat(bits, size), false) else {
+            return;
+        };
+        let i = img.to_str().unwrap();
+        mtools_flip_byte(&img, "DCIM/Camera/VID_0003.mp4", 2_000_000);
+        tool("mdel", &["-i", i, "::/contacts.vcf"]);
+        let stray = t.path().join("stray.jpg");
+        fs::write(&stray, b"stray").unwrap();
+        tool(
+            "mcopy",
+            &[
+                "-i",
+                i,
+                stray.to_str().unwrap(),
+                "::/DCIM/100ANDRO/stray.jpg",
+            ],
+        );
+        let before = sha(&fs::read(&img).unwrap());
+        let (code, r) = verify_json(&img, &[]);
+        assert_eq!(code, 1, "FAT{bits}");
+        assert_eq!(
+            r.problems_by_path(),
+            expected_problems(&[
+                ("DCIM/100ANDRO/stray.jpg", StatusJson::Unknown),
+                ("DCIM/Camera/VID_0003.mp4", StatusJson::Corrupt),
+                ("contacts.vcf", StatusJson::Missing),
+            ]),
+            "FAT{bits}"
+        );
+        assert_eq!(r.summary.ok, 4, "FAT{bits}");
+        let staging = t.path().join("staging");
+        verify(&img, &["--against", staging.to_str().unwrap()]);
+        assert_eq!(
+            sha(&fs::read(&img).unwrap()),
+            before,
+            "FAT{bits}: verify changed the image"
+        );
+        if have("fsck.fat") {
+            tool("fsck.fat", &["-n", i]);
+        }
+    }
 }
