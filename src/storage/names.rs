@@ -139,8 +139,8 @@ mod tests {
         assert_eq!(sanitize_fat_name("trailing. . "), "trailing");
         assert_eq!(sanitize_fat_name("con.txt"), "con_.txt");
         assert_eq!(
-            sanitize_fat_name("e\u{301}t\u{301}e.jpg"),
-            "\u{e9}t\u{e9}e.jpg"
+            sanitize_fat_name("e\u{301}te.jpg"),
+            "\u{e9}te.jpg"
         );
         let long = format!("{}.jpg", "é".repeat(300));
         let s = sanitize_fat_name(&long);
