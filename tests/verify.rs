@@ -1295,3 +1295,32 @@ fn every_fat_variant_reports_the_same_damage_and_is_never_written() {
         }
     }
 }
+
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    let mut files = sample_files();
+    // Far more output than a pipe buffer (64 KiB) holds, so that writes do hit the
+    // closed pipe.
+    for n in 0..1500 {
+        files.push((
+            Box::leak(format!("DCIM/Many/IMG_{n:04}.JPG").into_boxed_str()),
+            pseudo_random(100 + n, 16),
+        ));
+    }
+    let card = dir_card(&files);
+    let bin = assert_cmd::cargo::cargo_bin("sdexport");
+    for args in ["-v", "--json"] {
+        let out = Std::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{}' --no-progress verify {args} '{}' | head -1",
+                bin.display(),
+                card.path().display()
+            ))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args}: {stderr}");
+    }
+}

@@ -1,6 +1,7 @@
 //! `sdexport verify CARD [--json] [--against DIR]`: read every file of the card's manifest
 //! back and report ok / missing / corrupt / size-changed / unknown (docs/VERIFY.md).
 
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -23,7 +24,9 @@ pub fn run(a: VerifyArgs, out: &Output) -> Result<Status> {
                     "card": a.card.display().to_string(),
                     "error": { "message": format!("{err:#}"), "exit_code": Status::Failed as u8 },
                 });
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                let mut w = io::stdout().lock();
+                let _ = serde_json::to_writer_pretty(&mut w, &doc);
+                let _ = writeln!(w);
             }
             Err(err)
         }
@@ -60,9 +63,11 @@ fn run_inner(a: &VerifyArgs, out: &Output) -> Result<Status> {
     }
 
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        // Serialised first: a closed pipe must reach main as an io::Error (a clean exit).
+        let text = serde_json::to_string_pretty(&report)?;
+        writeln!(io::stdout().lock(), "{text}")?;
     } else {
-        print_report(&report, out);
+        print_report(&report, out)?;
     }
     Ok(if report.is_clean() {
         Status::Done
@@ -83,6 +88,25 @@ fn enclosing_card(card: &Path) -> Option<PathBuf> {
             dir.join(manifest::SUMS_PATH).is_file() || dir.join(manifest::MANIFEST_PATH).is_file();
         has.then(|| dir.to_path_buf())
     })
+}
+
+/// The report's lines on stdout (locked, so a closed pipe is an error to return rather
+/// than a panic); `say` lines are hidden by `--quiet`, `always` lines are not.
+struct Lines {
+    w: io::StdoutLock<'static>,
+    quiet: bool,
+}
+
+impl Lines {
+    fn say(&mut self, line: &str) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        writeln!(self.w, "{line}")
+    }
+    fn always(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.w, "{line}")
+    }
 }
 
 /// One problem line: `DCIM/Camera/IMG_1.JPG: corrupt (expected sha256 ab12…, found 9f3c…)`.
@@ -119,29 +143,33 @@ fn problem_line(f: &FileCheck, verbose: bool) -> String {
     format!("{}: {} ({detail})", escape(&f.path), f.status.label())
 }
 
-fn print_report(r: &VerifyReport, out: &Output) {
+fn print_report(r: &VerifyReport, out: &Output) -> io::Result<()> {
+    let mut p = Lines {
+        w: io::stdout().lock(),
+        quiet: out.quiet,
+    };
     let s = &r.summary;
     for n in &r.notes {
         out.warn(n);
     }
     if out.verbose {
         for f in r.files.iter().filter(|f| f.status == FileStatus::Ok) {
-            out.say(&problem_line(f, true));
+            p.say(&problem_line(f, true))?;
         }
     }
     let problems: Vec<&FileCheck> = r.file_problems().collect();
     if !problems.is_empty() || !r.problems.is_empty() {
-        out.say(&out.heading("Problems:"));
+        p.say(&out.heading("Problems:"))?;
         // Problem lines are the result a user acts on: printed even with --quiet.
         for f in &problems {
-            println!("  {}", problem_line(f, out.verbose));
+            p.always(&format!("  {}", problem_line(f, out.verbose)))?;
         }
-        for p in &r.problems {
-            println!("  {}", escape(p));
+        for problem in &r.problems {
+            p.always(&format!("  {}", escape(problem)))?;
         }
     }
 
-    out.say(&format!(
+    p.say(&format!(
         "Checked {} file(s), {} read back from {} against its manifest ({}):",
         s.checked_files,
         human_bytes(s.checked_bytes),
@@ -150,39 +178,39 @@ fn print_report(r: &VerifyReport, out: &Output) {
             verify::ManifestSource::Jsonl => ".sdexport/manifest.jsonl",
             verify::ManifestSource::Sha256Sums => "SHA256SUMS",
         }
-    ));
-    out.say(&format!(
+    ))?;
+    p.say(&format!(
         "  {} ok, {} missing, {} corrupt, {} size-changed, {} unknown",
         s.ok, s.missing, s.corrupt, s.size_changed, s.unknown
-    ));
+    ))?;
 
     if let Some(ag) = &r.against {
-        out.say("");
+        p.say("")?;
         if out.verbose {
             for f in &ag.found_files {
-                out.say(&format!(
+                p.say(&format!(
                     "  {}: on the card as {}",
                     escape(&f.path),
                     escape(&f.card_path)
-                ));
+                ))?;
             }
             for k in &ag.skipped {
-                out.say(&format!("  {}: skipped ({})", escape(&k.path), k.reason));
+                p.say(&format!("  {}: skipped ({})", escape(&k.path), k.reason))?;
             }
         }
         if ag.not_on_card.is_empty() {
-            out.say(&format!(
+            p.say(&format!(
                 "Against {}: all {} file(s) are safely on the card (matched by content to verified files).",
                 escape(&ag.dir),
                 ag.files
-            ));
+            ))?;
         } else {
-            out.say(&format!(
+            p.say(&format!(
                 "Against {}: {} of {} file(s) are NOT safely on the card (no verified file on the card has their content):",
                 escape(&ag.dir),
                 ag.not_on_card.len(),
                 ag.files
-            ));
+            ))?;
             for n in &ag.not_on_card {
                 let what = match (&n.sha256, &n.error) {
                     (_, Some(e)) => e.clone(),
@@ -197,18 +225,18 @@ fn print_report(r: &VerifyReport, out: &Output) {
                     ),
                     (None, None) => human_bytes(n.size),
                 };
-                println!("  {}: not on the card ({what})", escape(&n.path));
+                p.always(&format!("  {}: not on the card ({what})", escape(&n.path)))?;
             }
         }
         if !ag.skipped.is_empty() && !out.verbose {
-            out.say(&format!(
+            p.say(&format!(
                 "  ({} hidden, system or empty file(s) skipped: sdexport does not copy them; -v lists them)",
                 ag.skipped.len()
-            ));
+            ))?;
         }
     }
 
-    out.say("");
+    p.say("")?;
     if r.is_clean() {
         let against = match &r.against {
             Some(a) => format!(
@@ -218,23 +246,24 @@ fn print_report(r: &VerifyReport, out: &Output) {
             ),
             None => String::new(),
         };
-        out.say(&out.good(&format!(
+        p.say(&out.good(&format!(
             "Result: all {} file(s) on the card are intact{against}.",
             s.ok
-        )));
-        return;
+        )))?;
+        return Ok(());
     }
-    out.say(&out.bad("Result: problems found."));
+    p.say(&out.bad("Result: problems found."))?;
     if s.missing + s.corrupt + s.size_changed > 0 {
-        out.say("  Missing, corrupt and size-changed files are not safely on this card: copy them again from the phone or another copy (`sdexport photos PHONE --to CARD`). If files keep turning corrupt, the card may be failing or counterfeit.");
+        p.say("  Missing, corrupt and size-changed files are not safely on this card: copy them again from the phone or another copy (`sdexport photos PHONE --to CARD`). If files keep turning corrupt, the card may be failing or counterfeit.")?;
     }
     if s.unknown > 0 {
-        out.say("  Unknown files were put on the card by something other than sdexport (or by a run that did not finish): they were not checked. To protect them, copy them with sdexport or remove them.");
+        p.say("  Unknown files were put on the card by something other than sdexport (or by a run that did not finish): they were not checked. If they matter, copy them with sdexport so that the manifest covers them.")?;
     }
     if r.against
         .as_ref()
         .is_some_and(|a| !a.not_on_card.is_empty())
     {
-        out.say("  Keep the originals of the files not on the card, and copy them with `sdexport photos`.");
+        p.say("  Keep the originals of the files not on the card, and copy them with `sdexport photos`.")?;
     }
+    Ok(())
 }
