@@ -337,7 +337,7 @@ fn image_card(
                 .assert()
                 .success();
         }
-        Mkfs::MkfsFat => {
+        Mkfs::Dosfstools => {
             if !have("mkfs.fat") {
                 return None;
             }
@@ -404,7 +404,7 @@ enum Mkfs {
     /// `sdexport format --fat BITS --size SIZE`.
     OursFat(&'static str, &'static str),
     /// `mkfs.fat -F 32`, 128 MiB.
-    MkfsFat,
+    Dosfstools,
 }
 
 /// Flip one byte of a file inside an image, with mtools only (mtype out, mcopy -o in).
@@ -706,7 +706,7 @@ fn damaged_image_reports_exactly_corrupt_missing_unknown() {
 #[test]
 fn mkfs_fat_image_with_only_sha256sums() {
     let files = sample_files();
-    let Some((_t, img)) = image_card(&files, Mkfs::MkfsFat, true) else {
+    let Some((_t, img)) = image_card(&files, Mkfs::Dosfstools, true) else {
         return;
     };
     let (code, r) = verify_json(&img, &[]);
