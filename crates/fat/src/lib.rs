@@ -289,11 +289,6 @@ impl<S: Storage> FileSystem<S> {
             .read_exact(&mut raw)
             .map_err(|e| map_eof(e, "the FAT"))?;
         let fat = Fat::new(&geo, raw);
-        let ext = if geo.fat_type == FatType::Fat32 {
-            64
-        } else {
-            36
-        };
         let label = if bpb.boot_sig == 0x29 {
             let l = String::from_utf8_lossy(&bpb.label).trim_end().to_string();
             if l.is_empty() || l == "NO NAME" {
@@ -307,7 +302,6 @@ impl<S: Storage> FileSystem<S> {
         let was_dirty = boot
             .get(geo.state_offset)
             .is_some_and(|b| b & STATE_DIRTY != 0);
-        let _ = ext;
         Ok(FileSystem {
             storage,
             oem: String::from_utf8_lossy(&bpb.oem).trim_end().to_string(),

@@ -534,3 +534,35 @@ fn deleted_slots_are_reused_and_temp_rename_flow() {
         true,
     );
 }
+
+#[test]
+fn format_large_sparse_cards() {
+    for (gib, cluster) in [(3u64, 32768u32), (128, 32768)] {
+        let size = gib * 1024 * MIB;
+        let img = image(size);
+        our_format(&img, size, None);
+        assert_fsck_clean(&img.path);
+        // Cluster 2 sits on a 4 MiB boundary, like the SD formatter's layout.
+        let mut boot = [0u8; 512];
+        std::io::Read::read_exact(&mut std::fs::File::open(&img.path).unwrap(), &mut boot).unwrap();
+        let rsvd = u64::from(u16::from_le_bytes([boot[14], boot[15]]));
+        let fatsz = u64::from(u32::from_le_bytes([boot[36], boot[37], boot[38], boot[39]]));
+        assert_eq!((rsvd + 2 * fatsz) % 8192, 0);
+        let mut fs = open_fs(&img);
+        let info = fs.info();
+        assert_eq!(
+            (info.fat_type, info.bytes_per_cluster),
+            (FatType::Fat32, cluster)
+        );
+        let data = pattern(100_000, 1);
+        fs.create_dir("/DCIM").unwrap();
+        our_write(&mut fs, "/DCIM/x.jpg", &data);
+        fs.flush().unwrap();
+        drop(fs);
+        assert_fsck_clean(&img.path);
+        assert_eq!(
+            mcopy_read(&img.path, "/DCIM/x.jpg").unwrap_or(data.clone()),
+            data
+        );
+    }
+}
