@@ -490,7 +490,16 @@ fn build_contact(
             Col::Email(k) => {
                 let t = labels.get(k).cloned().unwrap_or_default();
                 for e in split_multi(v) {
-                    props.push(prop("EMAIL", type_param(&t), Value::Text(e)));
+                    if e.contains('@') {
+                        props.push(prop("EMAIL", type_param(&t), Value::Text(e)));
+                    } else {
+                        // Not an address (an Outlook display name, "n/a"): kept, not as EMAIL.
+                        tail.push(prop(
+                            &x_name(&headers[i]),
+                            vec![],
+                            Value::Raw(escape_raw_newlines(&e)),
+                        ));
+                    }
                 }
             }
             Col::Tel(k, types) => {

@@ -147,6 +147,9 @@ pub fn split_unescaped(s: &str, sep: char) -> Vec<String> {
 /// and vobject disagree about the name.
 pub fn escape_text(s: &str, bare_commas: bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
+    // Controls go first, so that the escaping sees the characters that will really be written
+    // next to each other (and reading the output back gives the same text).
+    let s = drop_controls(s);
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -172,6 +175,13 @@ pub fn escape_text(s: &str, bare_commas: bool) -> String {
         }
     }
     out
+}
+
+/// The text without the control characters a line cannot carry (line breaks stay).
+pub fn drop_controls(s: &str) -> String {
+    s.chars()
+        .filter(|&c| c == '\n' || c == '\r' || !is_bad_control(c))
+        .collect()
 }
 
 /// Control characters that no vCard line may carry (tab is allowed).

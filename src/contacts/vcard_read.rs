@@ -73,12 +73,38 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The ENCODING of a header, as `decode_property` will see it: a bare 2.1 `QUOTED-PRINTABLE` /
+/// `BASE64` parameter or `ENCODING=...`. Exact matches only, so that the line joining below and
+/// the value decoding always agree (a parameter that merely contains the word does not count).
+fn header_encoding(h: &[u8]) -> Option<Vec<u8>> {
+    let mut found = None;
+    for part in h.split(|&b| b == b';').skip(1) {
+        let part = part.trim_ascii();
+        match part.iter().position(|&b| b == b'=') {
+            Some(eq) if part[..eq].trim_ascii() == b"ENCODING" => {
+                let v = part[eq + 1..].trim_ascii();
+                let v = match v {
+                    [b'"', inner @ .., b'"'] => inner,
+                    v => v,
+                };
+                found = Some(v.to_vec());
+            }
+            Some(_) => {}
+            None if BARE_ENCODINGS.iter().any(|e| e.as_bytes() == part) => {
+                found = Some(part.to_vec())
+            }
+            None => {}
+        }
+    }
+    found
+}
+
 fn is_qp_header(h: &[u8]) -> bool {
-    contains(h, b"QUOTED-PRINTABLE")
+    header_encoding(h).as_deref() == Some(b"QUOTED-PRINTABLE")
 }
 
 fn is_b64_header(h: &[u8]) -> bool {
-    contains(h, b"ENCODING=B") || contains(h, b";BASE64")
+    matches!(header_encoding(h).as_deref(), Some(b"BASE64" | b"B"))
 }
 
 fn is_card_delimiter(line: &[u8]) -> bool {
@@ -130,7 +156,7 @@ fn logical_lines(lines: &[(usize, &[u8])]) -> Vec<LogicalLine> {
                 cur.bytes.pop();
                 cur.bytes.extend_from_slice(next);
                 i += 1;
-            } else if matches!(next.first(), Some(b' ' | b'\t')) && !next.trim_ascii().is_empty() {
+            } else if matches!(next.first(), Some(b' ' | b'\t')) {
                 // RFC folding: one leading white space character is removed.
                 cur.bytes.extend_from_slice(&next[1..]);
                 i += 1;
@@ -223,6 +249,7 @@ struct Pending {
 pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
     let data = normalize_file_bytes(bytes);
     let lines = split_lines(&data);
+    let file_utf8 = std::str::from_utf8(&data).is_ok();
     let logical = logical_lines(&lines);
     let diag = |line: usize, message: String| Diagnostic {
         file: file.to_string(),
@@ -265,7 +292,7 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
                         l.line_no
                     ),
                 ));
-                finish(file, p, out);
+                finish(file, p, file_utf8, out);
             }
             cards_seen += 1;
             pending = Some(Pending {
@@ -277,7 +304,7 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
         }
         if raw.name == "END" && val_upper == b"VCARD" {
             match pending.take() {
-                Some(p) => finish(file, p, out),
+                Some(p) => finish(file, p, file_utf8, out),
                 None => out
                     .warnings
                     .push(diag(l.line_no, "END:VCARD without BEGIN ignored".into())),
@@ -315,7 +342,7 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
             p.start_line,
             "card has no END:VCARD before end of file; kept".into(),
         ));
-        finish(file, p, out);
+        finish(file, p, file_utf8, out);
     }
     if cards_seen == 0 {
         out.rejected.push(Diagnostic {
@@ -331,7 +358,7 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
 }
 
 /// Turn a raw card into a Contact (or a rejection when it holds nothing).
-fn finish(file: &str, p: Pending, out: &mut ReadOutcome) {
+fn finish(file: &str, p: Pending, file_utf8: bool, out: &mut ReadOutcome) {
     let v21 = p.version.as_deref().map(str::trim) == Some("2.1");
     let mut contact = Contact {
         properties: Vec::with_capacity(p.props.len()),
@@ -339,7 +366,7 @@ fn finish(file: &str, p: Pending, out: &mut ReadOutcome) {
     };
     for raw in p.props {
         let line_no = raw.line_no;
-        let (prop, notes) = decode_property(raw, v21);
+        let (prop, notes) = decode_property(raw, v21, file_utf8);
         for n in notes {
             out.warnings.push(Diagnostic {
                 file: file.to_string(),
@@ -393,7 +420,7 @@ fn split_param_values(s: &str) -> Vec<String> {
 const BARE_ENCODINGS: &[&str] = &["QUOTED-PRINTABLE", "BASE64", "B", "8BIT", "7BIT"];
 
 /// Decode one property: normalise parameters, undo QP and charsets, parse the value by type.
-fn decode_property(raw: RawProp, v21: bool) -> (Option<Property>, Vec<String>) {
+fn decode_property(raw: RawProp, v21: bool, file_utf8: bool) -> (Option<Property>, Vec<String>) {
     let mut notes = Vec::new();
     let mut params: Vec<Param> = Vec::new();
     let mut encoding: Option<String> = None;
@@ -462,6 +489,11 @@ fn decode_property(raw: RawProp, v21: bool) -> (Option<Property>, Vec<String>) {
             "{name}: base64 data could not be decoded; kept as text"
         ));
     }
+    // A file that is valid UTF-8 as a whole is UTF-8, whatever a CHARSET parameter on a plain
+    // value claims (exporters label UTF-8 text ISO-8859-1; vobject and ez-vcard read it as
+    // UTF-8 too). QP values are bytes, decoded with the charset they declare.
+    let qp = encoding.as_deref() == Some("QUOTED-PRINTABLE");
+    let charset = if file_utf8 && !qp { None } else { charset };
     let (text, note) = decode_bytes(&bytes, charset.as_deref());
     if let Some(n) = note {
         notes.push(format!("{name}: {n}"));
@@ -565,15 +597,18 @@ fn decode_binary(bytes: &[u8], is_b64: bool, params: &mut Vec<Param>) -> Option<
         }
         body = &bytes[comma + 1..];
     }
-    // Like Python's and Java's lenient decoders: characters outside the alphabet are skipped
-    // (a stray `:` in a malformed Android photo), decoding stops at padding, and a dangling
-    // sixth bit group is dropped.
-    let mut clean: Vec<u8> = body
-        .iter()
-        .copied()
-        .take_while(|&b| b != b'=')
-        .filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
-        .collect();
+    // Like Python's lenient decoder (what vobject uses), so that we keep the bytes other readers
+    // see: characters outside the alphabet are skipped (a stray `:` in a malformed Android
+    // photo), `=` ends the data only where it is real padding (after 2 or 3 characters of a
+    // quad), and a dangling single character is dropped.
+    let mut clean: Vec<u8> = Vec::with_capacity(body.len());
+    for &b in body {
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            clean.push(b);
+        } else if b == b'=' && clean.len() % 4 >= 2 {
+            break;
+        }
+    }
     if clean.len() % 4 == 1 {
         clean.pop();
     }

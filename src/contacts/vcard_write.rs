@@ -8,7 +8,9 @@
 //! gives the same bytes.
 
 use super::model::{derive_name, Contact, Param, Property, Value, VcardVersion};
-use super::text::{escape_raw_newlines, escape_text, is_bad_control, lone_backslash_ok};
+use super::text::{
+    drop_controls, escape_raw_newlines, escape_text, is_bad_control, lone_backslash_ok,
+};
 use base64::Engine;
 
 const MAX_LINE: usize = 75;
@@ -84,11 +86,13 @@ fn n_from_fn(fn_: &str, personal: bool) -> Property {
     }
 }
 
+/// Nothing worth a line: empty, or only white space and characters the writer drops.
 fn is_empty(p: &Property) -> bool {
+    let blank = |s: &str| s.chars().all(|c| c.is_whitespace() || is_bad_control(c));
     match &p.value {
-        Value::Text(s) | Value::LooseText(s) | Value::Raw(s) => s.trim().is_empty(),
-        Value::List(v) => v.iter().all(|s| s.trim().is_empty()),
-        Value::Structured(c) => p.name != "N" && c.iter().flatten().all(|s| s.trim().is_empty()),
+        Value::Text(s) | Value::LooseText(s) | Value::Raw(s) => blank(s),
+        Value::List(v) => v.iter().all(|s| blank(s)),
+        Value::Structured(c) => p.name != "N" && c.iter().flatten().all(|s| blank(s)),
         Value::Binary(b) => b.is_empty(),
     }
 }
@@ -472,7 +476,7 @@ fn value_text(v: &Value, name: &str, v21: bool) -> String {
 /// 2.1 escaping: like 3.0, but line breaks stay real (quoted-printable carries them).
 fn escape_text_21(s: &str, bare_commas: bool) -> String {
     let mut out = String::with_capacity(s.len() + 8);
-    let s = s.replace("\r\n", "\n").replace('\r', "\n");
+    let s = drop_controls(s).replace("\r\n", "\n").replace('\r', "\n");
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
