@@ -7,6 +7,8 @@ fn fill_and_compare(size: u64, bits: u32) {
     let host = img.dir.path().join("src.bin");
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("/README.TXT", pattern(5, 1)),
+        // mtools stores this as a short name with the NTRes lower-case bits, no LFN.
+        ("/lower.txt", pattern(3, 6)),
         ("/Hello World long name.txt", pattern(70_000, 2)),
         ("/Ünïcödé Fïlé.txt", pattern(1, 3)),
         ("/Photos/IMG_20240101_123456.jpg", pattern(200_000, 4)),
@@ -47,7 +49,7 @@ fn fill_and_compare(size: u64, bits: u32) {
     assert_eq!(our_read(&mut fs, "/Photos/IMG_20~1.JPG").len(), 200_000);
     let rep = fs.check().unwrap();
     assert!(rep.problems.is_empty(), "{:?}", rep.problems);
-    assert_eq!(rep.files, 6);
+    assert_eq!(rep.files, 7);
     assert_eq!(rep.directories, 2);
     assert_eq!(
         fs.free_bytes(),
@@ -91,4 +93,44 @@ fn seek_and_read_across_clusters() {
     f.seek(SeekFrom::Current(-50_000)).unwrap();
     f.read_exact(&mut buf).unwrap();
     assert_eq!(&buf[..], &data[50_000..51_000]);
+}
+
+#[test]
+fn broken_lfn_falls_back_to_short_name() {
+    use sdexport_fat::{format, FatType, FileSystem, FormatOptions};
+    use std::io::Cursor;
+    let size = MIB;
+    let mut c = Cursor::new(vec![0u8; size as usize]);
+    format(
+        &mut c,
+        &FormatOptions {
+            volume_bytes: size,
+            fat_type: Some(FatType::Fat12),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut fs = FileSystem::open(&mut c).unwrap();
+    our_write(&mut fs, "/A long file name.txt", b"x");
+    fs.flush().unwrap();
+    drop(fs);
+    let mut img = c.into_inner();
+    let rsvd = u16::from_le_bytes([img[14], img[15]]) as usize;
+    let fatsz = u16::from_le_bytes([img[22], img[23]]) as usize;
+    let root = (rsvd + 2 * fatsz) * 512;
+    // Break the checksum of the first LFN slot.
+    let slot = (0..512)
+        .map(|i| root + i * 32)
+        .find(|&o| img[o + 11] == 0x0F)
+        .unwrap();
+    img[slot + 13] ^= 0xFF;
+    let mut fs = FileSystem::open(Cursor::new(img)).unwrap();
+    let names: Vec<String> = fs
+        .list_dir("/")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, vec!["ALONGF~1.TXT".to_string()]);
+    assert_eq!(our_read(&mut fs, "/alongf~1.txt"), b"x");
 }

@@ -185,6 +185,7 @@ fn names_short_long_collisions_and_case() {
         .collect();
     assert_eq!(h, want, "hadris-fat reads the emoji names");
     let mut fs = open_fs(&img);
+    assert_eq!(our_list(&mut fs, "/"), want);
     assert_eq!(our_read(&mut fs, &format!("/{emoji255}")), b"e255");
 }
 
