@@ -201,6 +201,23 @@ fn lines_without_colon_are_warnings_with_line_numbers() {
 }
 
 #[test]
+fn a_flood_of_broken_lines_gives_a_bounded_number_of_warnings() {
+    let mut input = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Flood\r\n".to_vec();
+    for _ in 0..100_000 {
+        input.extend_from_slice(b"garbage\r\n");
+    }
+    input.extend_from_slice(b"EMAIL:f@example.org\r\nEND:VCARD\r\n");
+    let o = read_export("flood.vcf", &input);
+    assert_eq!(o.contacts.len(), 1);
+    assert_eq!(o.contacts[0].first_text("EMAIL").unwrap(), "f@example.org");
+    assert!(o.warnings.len() <= 60, "{}", o.warnings.len());
+    assert!(o
+        .warnings
+        .iter()
+        .any(|w| w.message.starts_with("99950 more line(s)")));
+}
+
+#[test]
 fn garbage_and_non_vcard_files_are_rejected_with_a_reason() {
     let o = read_export("x.vcf", b"\x00\x01garbage\xff\xfe no cards here");
     assert!(o.contacts.is_empty());

@@ -36,6 +36,9 @@ const STRUCT_PROPS: &[&str] = &["ORG"];
 /// Properties that may carry inline binary data.
 const BINARY_PROPS: &[&str] = &["PHOTO", "LOGO", "SOUND", "KEY"];
 
+/// Per-file cap on individual "line without ':'" warnings.
+const MAX_LINE_WARNINGS: usize = 50;
+
 struct LogicalLine {
     line_no: usize,
     bytes: Vec<u8>,
@@ -267,14 +270,19 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
             ));
         }
     };
+    let mut colonless = 0usize;
     for l in &logical {
         let Some(raw) = parse_line(l) else {
             let shown: String = lossy(&l.bytes[..l.bytes.len().min(40)]);
             if pending.is_some() {
-                out.warnings.push(diag(
-                    l.line_no,
-                    format!("line without ':' ignored: {shown:?}"),
-                ));
+                colonless += 1;
+                // A damaged file can have millions of these: name the first ones, count the rest.
+                if colonless <= MAX_LINE_WARNINGS {
+                    out.warnings.push(diag(
+                        l.line_no,
+                        format!("line without ':' ignored: {shown:?}"),
+                    ));
+                }
             } else {
                 let o = outside.get_or_insert((l.line_no, 0));
                 o.1 += 1;
@@ -337,6 +345,16 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
         }
     }
     flush_outside(&mut outside, out);
+    if colonless > MAX_LINE_WARNINGS {
+        out.warnings.push(Diagnostic {
+            file: file.to_string(),
+            line: None,
+            message: format!(
+                "{} more line(s) without ':' ignored",
+                colonless - MAX_LINE_WARNINGS
+            ),
+        });
+    }
     if let Some(p) = pending.take() {
         out.warnings.push(diag(
             p.start_line,
