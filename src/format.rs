@@ -133,7 +133,7 @@ pub fn format_card(path: &Path, req: &FormatRequest) -> Result<FormatReport> {
     if req.mbr && disk_bytes < 2 * MBR_PARTITION_START {
         return Err(Error::Refused(format!(
             "--mbr needs at least {} MiB: the partition starts at 4 MiB",
-            2 * MBR_PARTITION_START >> 20
+            (2 * MBR_PARTITION_START) >> 20
         )));
     }
     let file_for_fs = file.try_clone().map_err(|e| Error::io(&shown, e))?;

@@ -80,7 +80,9 @@ impl DirVolume {
                 root.display()
             )));
         }
+        #[allow(clippy::unnecessary_cast)]
         let fs_type = statfs(&root)
+            // `f_type`'s width differs between architectures.
             .map(|s| match s.f_type as i64 {
                 MSDOS_SUPER_MAGIC => FsType::Vfat,
                 EXFAT_SUPER_MAGIC => FsType::Exfat,
