@@ -146,7 +146,8 @@ pub fn open_card(path: &Path, options: CardOptions) -> StorageResult<Card> {
             path: display(path),
             what: e.to_string(),
         })?;
-    let slice = DiskSlice::new(file, selection.offset, selection.len, is_device);
+    let len = volume_len(&file, &selection, disk_bytes, &mut warnings, path);
+    let slice = DiskSlice::new(file, selection.offset, len, is_device);
     let name = match selection.partition {
         Some(n) => format!("{}, partition {n}", path.display()),
         None => display(path),
@@ -176,6 +177,40 @@ pub fn open_card(path: &Path, options: CardOptions) -> StorageResult<Card> {
         warnings,
         fat_info,
     })
+}
+
+/// The bytes to give the FAT engine. A volume whose boot sector claims more than its
+/// partition (`mkfs.fat --offset` on a whole GPT image makes one that runs over the backup
+/// table) is opened at its own size when the disk holds it, with a warning, as mtools does;
+/// one larger than the disk is left to the engine, which refuses it as truncated.
+fn volume_len(
+    file: &File,
+    sel: &Selection,
+    disk_bytes: u64,
+    warnings: &mut Vec<String>,
+    path: &Path,
+) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let mut vbr = [0u8; 512];
+    if file.read_exact_at(&mut vbr, sel.offset).is_err() {
+        return sel.len;
+    }
+    let bps = u16::from_le_bytes([vbr[11], vbr[12]]) as u64;
+    let total16 = u16::from_le_bytes([vbr[19], vbr[20]]) as u64;
+    let total32 = u32::from_le_bytes([vbr[32], vbr[33], vbr[34], vbr[35]]) as u64;
+    let claimed = bps.saturating_mul(if total16 != 0 { total16 } else { total32 });
+    let room = disk_bytes.saturating_sub(sel.offset);
+    if claimed > sel.len && claimed <= room && sel.partition.is_some() {
+        warnings.push(format!(
+            "{}: the FAT volume in partition {} claims {} bytes, more than its partition ({} bytes); using the volume's own size",
+            path.display(),
+            sel.partition.unwrap_or(0),
+            claimed,
+            sel.len
+        ));
+        return claimed;
+    }
+    sel.len
 }
 
 fn lock_exclusive(file: &File) -> io::Result<()> {
