@@ -138,10 +138,7 @@ mod tests {
         );
         assert_eq!(sanitize_fat_name("trailing. . "), "trailing");
         assert_eq!(sanitize_fat_name("con.txt"), "con_.txt");
-        assert_eq!(
-            sanitize_fat_name("e\u{301}te.jpg"),
-            "\u{e9}te.jpg"
-        );
+        assert_eq!(sanitize_fat_name("e\u{301}te.jpg"), "\u{e9}te.jpg");
         let long = format!("{}.jpg", "é".repeat(300));
         let s = sanitize_fat_name(&long);
         assert!(s.ends_with(".jpg"));
