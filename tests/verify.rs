@@ -1324,3 +1324,51 @@ fn a_closed_pipe_is_not_a_panic() {
         assert!(!stderr.contains("Broken pipe"), "{args}: {stderr}");
     }
 }
+
+/// The whole human report, as a golden text: wording changes show up here for review.
+#[test]
+fn the_human_report_reads_as_documented() {
+    let files = sample_files();
+    let card = dir_card(&files);
+    let root = card.path();
+    flip_byte(&root.join("DCIM/Camera/IMG_0001.JPG"), 5000);
+    fs::remove_file(root.join("DCIM/Camera/IMG_0002.JPG")).unwrap();
+    fs::write(root.join("DCIM/stray.jpg"), b"stray\n").unwrap();
+    let phone = phone_dcim(&files);
+    let dcim = phone.path().join("phone-dcim");
+    let run = verify(root, &["--against", dcim.to_str().unwrap()]);
+    assert_code(&run, 1);
+    let (_, r) = verify_json(root, &[]);
+    let got = run
+        .stdout
+        .replace(&r.volume, "CARD")
+        .replace(dcim.to_str().unwrap(), "PHONE");
+    let h = |b: &[u8]| sha(b)[..12].to_string();
+    let mut flipped = files[0].1.clone();
+    flipped[5000] ^= 0x55;
+    let want = format!(
+        "\
+Problems:
+  DCIM/Camera/IMG_0001.JPG: corrupt (expected sha256 {}…, found {}…)
+  DCIM/Camera/IMG_0002.JPG: missing (listed in the manifest, not on the card)
+  DCIM/stray.jpg: unknown (not in the manifest, 6 B)
+Checked 6 file(s), 2.5 MiB read back from CARD against its manifest (.sdexport/manifest.jsonl):
+  4 ok, 1 missing, 1 corrupt, 0 size-changed, 1 unknown
+
+Against PHONE: 2 of 5 file(s) are NOT safely on the card (no verified file on the card has their content):
+  Camera_IMG_0001.JPG: not on the card (68.4 KiB, sha256 {}…)
+  Camera_IMG_0002.JPG: not on the card (12.1 KiB, sha256 {}…)
+  (4 hidden, system or empty item(s) skipped: sdexport does not copy them; -v lists them)
+
+Result: problems found.
+  Missing, corrupt and size-changed files are not safely on this card: copy them again from the phone or another copy (`sdexport photos PHONE --to CARD`). If files keep turning corrupt, the card may be failing or counterfeit.
+  Unknown files were put on the card by something other than sdexport (or by a run that did not finish): they were not checked. If they matter, copy them with sdexport so that the manifest covers them.
+  Keep the originals of the files not on the card, and copy them with `sdexport photos`.
+",
+        h(&files[0].1),
+        h(&flipped),
+        h(&files[0].1),
+        h(&files[1].1),
+    );
+    assert_eq!(got, want);
+}

@@ -230,7 +230,7 @@ fn print_report(r: &VerifyReport, out: &Output) -> io::Result<()> {
         }
         if !ag.skipped.is_empty() && !out.verbose {
             p.say(&format!(
-                "  ({} hidden, system or empty file(s) skipped: sdexport does not copy them; -v lists them)",
+                "  ({} hidden, system or empty item(s) skipped: sdexport does not copy them; -v lists them)",
                 ag.skipped.len()
             ))?;
         }
