@@ -227,7 +227,7 @@ impl VerifyReport {
             && self
                 .against
                 .as_ref()
-                .map_or(true, |a| a.not_on_card.is_empty())
+                .is_none_or(|a| a.not_on_card.is_empty())
     }
 
     /// Content hash → path of a card file whose current content matches its record.
