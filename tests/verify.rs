@@ -1372,3 +1372,44 @@ Result: problems found.
     );
     assert_eq!(got, want);
 }
+
+/// Damage the file system itself (boot sector, FATs, directories, data) at random:
+/// verify answers 0, 1 or 2 with one JSON document, and never panics or hangs.
+#[test]
+fn randomly_damaged_file_systems_never_panic() {
+    let files = sample_files();
+    for (bits, size, rounds) in [("12", "4M", 12u64), ("32", "64M", 6)] {
+        let Some((t, img)) = image_card(&files, Mkfs::OursFat(bits, size), false) else {
+            return;
+        };
+        let base = fs::read(&img).unwrap();
+        for seed in 0..rounds {
+            let noise = pseudo_random(1000 + seed, 4096);
+            let mut bytes = base.clone();
+            // Mostly the first MiB (boot sector, FATs, root and DCIM directories).
+            let hits = [1usize, 8, 64][seed as usize % 3];
+            for k in 0..hits {
+                let r = u64::from_le_bytes(noise[k * 8..k * 8 + 8].try_into().unwrap());
+                let span = if k % 4 == 3 { bytes.len() } else { 1 << 20 };
+                let off = (r as usize) % (span - 64);
+                let len = [1usize, 4, 32, 64][k % 4];
+                bytes[off..off + len].copy_from_slice(&noise[2048..2048 + len]);
+            }
+            let damaged = t.path().join(format!("damaged-{seed}.img"));
+            fs::write(&damaged, &bytes).unwrap();
+            let run = verify(&damaged, &["--json"]);
+            assert!(
+                [0, 1, 2].contains(&run.code),
+                "FAT{bits} seed {seed}: exit {}\n{}",
+                run.code,
+                run.stderr
+            );
+            if run.code != 2 {
+                serde_json::from_str::<Report>(&run.stdout).unwrap_or_else(|e| {
+                    panic!("FAT{bits} seed {seed}: not JSON ({e}): {}", run.stdout)
+                });
+            }
+            fs::remove_file(&damaged).unwrap();
+        }
+    }
+}
