@@ -379,6 +379,15 @@ fn outlook_csv_by_header_names() {
 }
 
 #[test]
+fn content_decides_over_the_extension() {
+    let vcard = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:In a CSV name\r\nEND:VCARD\r\n";
+    assert_eq!(read_export("x.csv", vcard).contacts.len(), 1);
+    let csv = b"Name,E-mail Address\r\nTxt Export,t@example.org\r\n";
+    let o = read_export("contacts.txt", csv);
+    assert_eq!(o.contacts[0].first_text("EMAIL").unwrap(), "t@example.org");
+}
+
+#[test]
 fn german_outlook_csv_in_windows_1252_with_semicolons() {
     let o = read_export("de.csv", b"Vorname;Nachname;E-Mail-Adresse;Mobiltelefon\r\nJ\xfcrgen;Wei\xdf;jw@example.de;0171 1234567\r\n");
     assert_eq!(o.contacts.len(), 1);

@@ -383,7 +383,7 @@ pub fn read_csv(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
             continue;
         }
         rows += 1;
-        if rec.len() > headers.len() {
+        if rec.iter().skip(headers.len()).any(|v| !v.trim().is_empty()) {
             out.warnings.push(Diagnostic {
                 file: file.into(),
                 line: Some(line),

@@ -73,16 +73,30 @@ fn looks_like_vcard(bytes: &[u8]) -> bool {
         || contains_ci(&data[..data.len().min(65536)], b"BEGIN:VCARD")
 }
 
+/// A first line that reads like a contacts CSV header (for exports saved as .txt and the like).
+fn looks_like_csv_header(bytes: &[u8]) -> bool {
+    let data = text::normalize_file_bytes(bytes);
+    let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let (line, _) = text::decode_guess(&first[..first.len().min(8192)]);
+    let line = line.to_lowercase();
+    line.contains([',', ';', '\t'])
+        && ["name", "mail", "phone", "vorname", "nachname", "telefon"]
+            .iter()
+            .any(|k| line.contains(k))
+}
+
 fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Read one export. vCard when the content says so (whatever the extension), CSV when the
-/// name ends in `.csv`, else vCard (which rejects the file with a reason if it is not one).
+/// name ends in `.csv` or the first line is a contacts CSV header, else vCard (which rejects
+/// the file with a reason if it is not one).
 pub fn read_export(file_name: &str, bytes: &[u8]) -> ReadOutcome {
     let mut out = ReadOutcome::default();
-    if looks_like_vcard(bytes) || !file_name.to_ascii_lowercase().ends_with(".csv") {
+    let csv_name = file_name.to_ascii_lowercase().ends_with(".csv");
+    if looks_like_vcard(bytes) || !(csv_name || looks_like_csv_header(bytes)) {
         vcard_read::read_vcards(file_name, bytes, &mut out);
     } else {
         csv_read::read_csv(file_name, bytes, &mut out);

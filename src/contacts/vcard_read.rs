@@ -363,6 +363,9 @@ pub fn read_vcards(file: &str, bytes: &[u8], out: &mut ReadOutcome) {
         finish(file, p, file_utf8, out);
     }
     if cards_seen == 0 {
+        // The rejection says it all; "N lines outside a card" would only repeat it.
+        out.warnings
+            .retain(|w| !(w.file == file && w.message.contains("outside BEGIN:VCARD")));
         out.rejected.push(Diagnostic {
             file: file.to_string(),
             line: None,
