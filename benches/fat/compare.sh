@@ -22,15 +22,20 @@ TIMEV=""
 [ -x /usr/bin/time ] && TIMEV=/usr/bin/time
 
 fresh() { rm -f "$1"; truncate -s 2G "$1"; "$MKFS" -F 32 "$1" >/dev/null; }
-# run CMD...: prints "elapsed_seconds max_rss_kib" (rss "-" without /usr/bin/time)
+# run CMD...: prints "wall_seconds max_rss_kib inner_seconds" (rss "-" without /usr/bin/time;
+# inner = the `seconds=` fatbench prints, with ms precision, else the wall time)
 run() {
+  local s e r=- inner
+  s=$(date +%s.%N)
   if [ -n "$TIMEV" ]; then
-    "$TIMEV" -v -o "$TMP/time.txt" "$@" >/dev/null
-    awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; e=s}
-                /Maximum resident set size/{r=$2} END{printf "%.2f %s\n", e, r}' "$TMP/time.txt"
+    "$TIMEV" -v -o "$TMP/time.txt" "$@" > "$TMP/out.txt"
+    r=$(awk -F': ' '/Maximum resident set size/{print $2}' "$TMP/time.txt")
   else
-    local s; s=$(date +%s.%N); "$@" >/dev/null; echo "$(echo "$(date +%s.%N) - $s" | bc) -"
+    "$@" > "$TMP/out.txt"
   fi
+  e=$(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}')
+  inner=$(sed -n 's/^seconds=//p' "$TMP/out.txt"); inner=${inner:-$e}
+  echo "$e $r $inner"
 }
 fsck_ok() { "$FSCK" -n "$1" >/dev/null 2>&1 && echo clean || echo "NOT CLEAN"; }
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
@@ -40,8 +45,8 @@ head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom > "$TMP/src.bin"
 : > "$TMP/ours.txt"; : > "$TMP/mcopy.txt"; RSS_BIG=-
 for i in $(seq "$REPS"); do
   fresh "$TMP/a.img"; cp --sparse=always "$TMP/a.img" "$TMP/b.img"; sync
-  read -r e r < <(run "$BIN" write-big "$TMP/a.img" "$TMP/src.bin"); echo "$e" >> "$TMP/ours.txt"; RSS_BIG=$r
-  read -r e2 _ < <(run mcopy -i "$TMP/b.img" "$TMP/src.bin" ::/big.bin); echo "$e2" >> "$TMP/mcopy.txt"
+  read -r e r _ < <(run "$BIN" write-big "$TMP/a.img" "$TMP/src.bin"); echo "$e" >> "$TMP/ours.txt"; RSS_BIG=$r
+  read -r e2 _ _ < <(run mcopy -i "$TMP/b.img" "$TMP/src.bin" ::/big.bin); echo "$e2" >> "$TMP/mcopy.txt"
   printf "run %d: ours %ss (fsck %s)  mcopy %ss (fsck %s)\n" "$i" "$e" "$(fsck_ok "$TMP/a.img")" "$e2" "$(fsck_ok "$TMP/b.img")"
   cmp -s "$TMP/src.bin" <(mcopy -n -i "$TMP/a.img" ::/big.bin -) || echo "  ERROR: mcopy reads different bytes from our image"
 done
@@ -49,24 +54,24 @@ OURS=$(median < "$TMP/ours.txt"); MC=$(median < "$TMP/mcopy.txt")
 rm -f "$TMP/src.bin" "$TMP/a.img" "$TMP/b.img"
 
 echo
-echo "## 2. files with 28-character names in one directory (100 bytes each)"
+echo "## 2. files with 28-character names in one directory (100 bytes each; time from open to flush)"
 declare -A DIRT DIRR
 for n in 1000 4000 16000; do
   fresh "$TMP/d.img"
-  read -r e r < <(run "$BIN" dir "$TMP/d.img" "$n"); DIRT[$n]=$e; DIRR[$n]=$r
+  read -r _ r e < <(run "$BIN" dir "$TMP/d.img" "$n"); DIRT[$n]=$e; DIRR[$n]=$r
   printf "ours %6d files: %ss (fsck %s)\n" "$n" "$e" "$(fsck_ok "$TMP/d.img")"
 done
 declare -A RNT
 for n in 1000 16000; do
   fresh "$TMP/d.img"
-  read -r e _ < <(run "$BIN" dir-rename "$TMP/d.img" "$n"); RNT[$n]=$e
+  read -r _ _ e < <(run "$BIN" dir-rename "$TMP/d.img" "$n"); RNT[$n]=$e
   printf "ours %6d files, temp name + rename: %ss (fsck %s)\n" "$n" "$e" "$(fsck_ok "$TMP/d.img")"
 done
 declare -A FFT FFC
-FATFS_COUNTS=${FATFS_COUNTS:-1000 2000}
+FATFS_COUNTS=${FATFS_COUNTS-1000 2000}
 for n in $FATFS_COUNTS; do
   fresh "$TMP/f.img"
-  read -r e _ < <(run "$BIN" fatfs-dir "$TMP/f.img" "$n"); FFT[$n]=$e
+  read -r _ _ e < <(run "$BIN" fatfs-dir "$TMP/f.img" "$n"); FFT[$n]=$e
   FFC[$n]=$(fsck_ok "$TMP/f.img")
   printf "fatfs 0.3.6 %5d files: %ss (fsck %s)\n" "$n" "$e" "${FFC[$n]}"
 done
