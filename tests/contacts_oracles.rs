@@ -328,3 +328,53 @@ fn ezvcard_reads_our_output_without_warnings() {
     }
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
+
+/// All samples at once, merged (what the end-to-end check does): ez-vcard reads the one output
+/// without warnings and finds what it finds in every vCard input.
+#[test]
+fn ezvcard_all_samples_together() {
+    let Some(classes) = ez_build() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let all = samples();
+    let out = dir.path().join("all.vcf");
+    std::fs::write(&out, export_files(&all, VcardVersion::V30, true)).unwrap();
+    let vcfs: Vec<&PathBuf> = all.iter().filter(|s| !name(s).ends_with(".csv")).collect();
+    let mut args: Vec<&Path> = vec![&out];
+    args.extend(vcfs.iter().map(|p| p.as_path()));
+    let facts = ez_facts(classes.path(), &args);
+    let o = &facts[0];
+    assert!(
+        o.warnings.is_empty() && o.errors.is_empty(),
+        "{:?} {:?}",
+        o.warnings,
+        o.errors
+    );
+    let mut lost = Vec::new();
+    for (k, s) in vcfs.iter().enumerate() {
+        let f = &facts[k + 1];
+        for x in f.fns.difference(&o.fns) {
+            if !ORACLES_DISAGREE
+                .iter()
+                .any(|(file, n, _)| name(s) == *file && x == n)
+            {
+                lost.push(format!("FN {x:?} from {}", name(s)));
+            }
+        }
+        lost.extend(
+            f.tels
+                .difference(&o.tels)
+                .map(|x| format!("TEL {x} from {}", name(s))),
+        );
+        lost.extend(
+            f.emails
+                .difference(&o.emails)
+                .map(|x| format!("EMAIL {x} from {}", name(s))),
+        );
+        lost.extend(
+            f.photos
+                .difference(&o.photos)
+                .map(|x| format!("PHOTO {x} from {}", name(s))),
+        );
+    }
+    assert!(lost.is_empty(), "{}", lost.join("\n"));
+}

@@ -72,10 +72,6 @@ fn header_upper(line: &[u8]) -> Vec<u8> {
     line[..end].to_ascii_uppercase()
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// The ENCODING of a header, as `decode_property` will see it: a bare 2.1 `QUOTED-PRINTABLE` /
 /// `BASE64` parameter or `ENCODING=...`. Exact matches only, so that the line joining below and
 /// the value decoding always agree (a parameter that merely contains the word does not count).
