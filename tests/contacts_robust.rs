@@ -100,6 +100,18 @@ fn structured_values_keep_separators_and_text_is_escaped() {
     assert!(out.contains("X-CUSTOM;X-P=\"a:b\":raw\\,value\r\n"));
 }
 
+/// Each reader must see in the output what it saw in the input: vobject stops a text at a bare
+/// comma and keeps an unknown escape like `\B`, ez-vcard reads on; so bare commas stay bare,
+/// escaped ones stay escaped, and a lone backslash stays alone.
+#[test]
+fn commas_and_backslashes_are_written_as_they_were_read() {
+    let out = v30(b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Doe, John\r\nNOTE:a\\, b\r\nTITLE:C:\\Temp\\\\x\r\nEND:VCARD\r\n");
+    assert!(out.contains("FN:Doe, John\r\n"), "{out}");
+    assert!(out.contains("NOTE:a\\, b\r\n"));
+    // `\\x` was an escaped backslash before `x`: the value is `C:\Temp\x`, written the short way.
+    assert!(out.contains("TITLE:C:\\Temp\\x\r\n"), "{out}");
+}
+
 #[test]
 fn bom_lf_blank_lines_and_several_files() {
     let a = b"\xef\xbb\xbfBEGIN:VCARD\nVERSION:3.0\nFN:A\nEND:VCARD\n\n\nBEGIN:VCARD\nVERSION:3.0\nFN:B\nEND:VCARD\n";
