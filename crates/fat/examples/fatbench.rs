@@ -24,7 +24,7 @@ fn name(i: usize) -> String {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let usage =
-        "usage: fatbench write-big IMG SRC | dir IMG N | dir-rename IMG N | fatfs-dir IMG N";
+        "usage: fatbench write-big IMG SRC | dir IMG N | dir-mem IMG N | dir-rename IMG N | fatfs-dir IMG N";
     let (cmd, img) = match (args.get(1), args.get(2)) {
         (Some(c), Some(i)) => (c.as_str(), i.as_str()),
         _ => return Err(usage.into()),
@@ -48,8 +48,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             w.finish(None)?;
             fs.flush()?;
         }
-        "dir" => {
+        "dir" | "dir-mem" => {
             let n: usize = args.get(3).ok_or(usage)?.parse()?;
+            if cmd == "dir-mem" {
+                // The same on an in-memory copy of the image: the engine without the OS.
+                let mut v = Vec::new();
+                let mut s = storage;
+                s.read_to_end(&mut v)?;
+                let mut fs = FileSystem::open(std::io::Cursor::new(v))?;
+                let t = Instant::now();
+                fs.create_dir("/DCIM")?;
+                for i in 0..n {
+                    let mut w = fs.create_file(&format!("/DCIM/{}", name(i)))?;
+                    w.write_all(&[i as u8; 100])?;
+                    w.finish(None)?;
+                }
+                fs.flush()?;
+                println!("seconds={:.3}", t.elapsed().as_secs_f64());
+                return Ok(());
+            }
             let mut fs = FileSystem::open(storage)?;
             fs.create_dir("/DCIM")?;
             for i in 0..n {

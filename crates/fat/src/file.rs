@@ -244,9 +244,7 @@ impl<S: Storage> Write for FileWriter<'_, S> {
             self.write_data(&data[..n])?;
             return Ok(n);
         }
-        if self.buf.capacity() < CHUNK {
-            self.buf.reserve_exact(CHUNK - self.buf.len());
-        }
+        // The buffer grows as needed (small files never allocate 4 MiB) and is kept.
         let take = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..take]);
         if self.buf.len() == CHUNK {

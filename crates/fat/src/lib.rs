@@ -612,13 +612,15 @@ impl<S: Storage> FileSystem<S> {
             }
             let last = d.clusters.last().copied();
             self.begin_write()?;
-            let (c, _) = self
-                .fat
-                .find_free_run(last.map(|l| l + 1), 1)
-                .ok_or(Error::NoSpace {
-                    needed: cb as u64,
-                    available: 0,
-                })?;
+            // Right after the directory's last cluster if that is free, else next-fit from
+            // the hint (never a scan across the files written since).
+            let after = last
+                .map(|l| l + 1)
+                .filter(|&c| c <= self.fat.max_cluster() && self.fat.is_free(c));
+            let (c, _) = self.fat.find_free_run(after, 1).ok_or(Error::NoSpace {
+                needed: cb as u64,
+                available: 0,
+            })?;
             let zeros = vec![0u8; cb];
             let off = self.geo.cluster_offset(c);
             self.write_at(off, &zeros)?;

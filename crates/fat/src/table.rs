@@ -26,6 +26,8 @@ pub(crate) struct Fat {
     free: u32,
     hint: u32,
     dirty: Vec<bool>,
+    /// The sectors set in `dirty`, so a flush costs what changed, not the FAT's size.
+    dirty_list: Vec<usize>,
     any_dirty: bool,
 }
 
@@ -42,6 +44,7 @@ impl Fat {
             free: 0,
             hint: 2,
             dirty: vec![false; sectors],
+            dirty_list: Vec::new(),
             any_dirty: false,
         };
         fat.free = (2..=fat.max_cluster)
@@ -120,7 +123,10 @@ impl Fat {
         let last = (off + len - 1) / self.bytes_per_sector;
         for s in first..=last {
             if let Some(d) = self.dirty.get_mut(s) {
-                *d = true;
+                if !*d {
+                    *d = true;
+                    self.dirty_list.push(s);
+                }
             }
         }
         self.any_dirty = true;
@@ -294,17 +300,12 @@ impl Fat {
             return Ok(0);
         }
         let bps = self.bytes_per_sector;
-        let mut runs = Vec::new();
-        let mut i = 0;
-        while i < self.dirty.len() {
-            if self.dirty[i] {
-                let s = i;
-                while i < self.dirty.len() && self.dirty[i] {
-                    i += 1;
-                }
-                runs.push((s, i));
-            } else {
-                i += 1;
+        self.dirty_list.sort_unstable();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for &s in &self.dirty_list {
+            match runs.last_mut() {
+                Some((_, e)) if *e == s => *e = s + 1,
+                _ => runs.push((s, s + 1)),
             }
         }
         let mut writes = 0;
@@ -320,9 +321,12 @@ impl Fat {
                 writes += 1;
             }
         }
-        for d in &mut self.dirty {
-            *d = false;
+        for &s in &self.dirty_list {
+            if let Some(d) = self.dirty.get_mut(s) {
+                *d = false;
+            }
         }
+        self.dirty_list.clear();
         self.any_dirty = false;
         Ok(writes)
     }
