@@ -181,7 +181,10 @@ fn ez_build() -> Option<tempfile::TempDir> {
         println!("SKIPPED: ez-vcard missing");
         return None;
     }
-    if !available("javac", Command::new("javac").arg("-version")) {
+    if !available(
+        "java+ez-vcard (javac)",
+        Command::new("javac").arg("-version"),
+    ) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
