@@ -126,6 +126,18 @@ Without sdexport: cd to the card's root and run `sha256sum -c SHA256SUMS` (Linux
   sdexport get card.img DCIM ./card-dcim
   sdexport get card.img contacts.vcf - | head")]
     Get(GetArgs),
+    /// Test a card for fake capacity or failing flash, in its free space only
+    #[command(
+        after_long_help = "Writes a pattern over the card's free space (files already on the card are
+not touched), reads it back past the host's caches, and removes it again. A counterfeit card
+that wraps writes past its real capacity, or a failing card, shows up as blocks that read back
+wrong. Exit 0: every byte read back right; 1: the card lost data (do not trust it).
+
+Examples:
+  sdexport probe /dev/sdb
+  sdexport probe card.img --max 2G --json"
+    )]
+    Probe(ProbeArgs),
     /// Print shell completions (bash, zsh, fish, powershell, elvish)
     #[command(after_long_help = "Examples:
   sdexport completions bash > ~/.local/share/bash-completion/completions/sdexport
@@ -295,6 +307,19 @@ pub struct BackupArgs {
     /// Partition of the card to use
     #[arg(long, value_name = "N")]
     pub partition: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    pub card: PathBuf,
+    /// Test at most this much of the free space (default: all of it), e.g. 2G
+    #[arg(long, value_parser = parse_size, value_name = "size")]
+    pub max: Option<u64>,
+    #[command(flatten)]
+    pub partition: PartitionArg,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

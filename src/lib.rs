@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod manifest;
 pub mod media;
+pub mod probe;
 pub mod storage;
 pub mod transfer;
 pub mod verify;

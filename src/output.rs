@@ -79,7 +79,9 @@ impl Output {
     /// command's result, so it goes to stdout unless `--json` takes stdout).
     pub fn say(&self, msg: &str) {
         if !self.quiet {
-            println!("{msg}");
+            // Not println!: a closed pipe (`sdexport … | head`) must not panic; the exit
+            // code still tells what happened.
+            let _ = writeln!(std::io::stdout().lock(), "{msg}");
         }
     }
 
@@ -127,6 +129,15 @@ pub fn escape(s: &str) -> String {
             c => c.to_string(),
         })
         .collect()
+}
+
+/// Print one JSON document on stdout (a closed pipe becomes an `io::Error`, which `main`
+/// treats as a clean exit, never a panic).
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut w = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut w, value)?;
+    writeln!(w)?;
+    Ok(())
 }
 
 /// `1.5 GiB`

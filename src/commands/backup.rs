@@ -83,14 +83,11 @@ pub fn run(a: BackupArgs, out: &Output) -> Result<Status> {
     card.volume.sync().context("final flush of the card")?;
     let complete = photos.complete() && contacts.as_ref().is_none_or(|c| c.summary.rejected == 0);
     if a.options.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&BackupJson {
-                photos: &photos,
-                contacts: contacts.as_ref(),
-                complete
-            })?
-        );
+        crate::output::print_json(&BackupJson {
+            photos: &photos,
+            contacts: contacts.as_ref(),
+            complete,
+        })?;
     } else {
         print_report(&photos, out);
         match &contacts {

@@ -59,7 +59,7 @@ pub fn info(a: InfoArgs, out: &Output) -> Result<Status> {
         clean: fat.as_ref().map(|f| !f.was_dirty),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        crate::output::print_json(&j)?;
         return Ok(Status::Done);
     }
     let mut lines = vec![format!("Card:            {}", j.card)];
@@ -170,7 +170,7 @@ pub fn ls(a: LsArgs, out: &Output) -> Result<Status> {
                 modified: fmt_time(e),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        crate::output::print_json(&j)?;
         return Ok(Status::Done);
     }
     let stdout = io::stdout();

@@ -69,7 +69,7 @@ pub fn run(a: ContactsArgs, out: &Output) -> Result<Status> {
     .with_context(|| format!("writing contacts to {}", a.to.display()))?;
     card.volume.sync()?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::print_json(&report)?;
     } else {
         print_report(&report, out);
     }

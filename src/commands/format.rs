@@ -27,7 +27,7 @@ pub fn run(a: FormatArgs, out: &Output) -> Result<Status> {
     let report = format_card(&a.path, &req)
         .with_context(|| format!("cannot format {}", a.path.display()))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::print_json(&report)?;
         return Ok(Status::Done);
     }
     if let Some(erased) = &report.erased {

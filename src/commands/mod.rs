@@ -6,6 +6,7 @@ mod cards;
 mod contacts;
 mod format;
 mod photos;
+mod probe;
 mod verify;
 
 use anyhow::Result;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli, out: &Output) -> Result<Status> {
         Command::Contacts(a) => contacts::run(a, out),
         Command::Backup(a) => backup::run(a, out),
         Command::Verify(a) => verify::run(a, out),
+        Command::Probe(a) => probe::run(a, out),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -92,7 +92,7 @@ pub fn run(a: PhotosArgs, out: &Output) -> Result<Status> {
     drop(bar);
     card.volume.sync().context("final flush of the card")?;
     if a.options.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::print_json(&report)?;
     } else {
         print_report(&report, out);
     }
