@@ -457,6 +457,11 @@ pub struct Faults {
     pub fail_write_at: Option<u64>,
     /// Every write from this 1-based index on fails (a card that went away).
     pub fail_writes_from: Option<u64>,
+    /// Fail the first write whose data contains this byte string, once (targets one file).
+    pub fail_write_containing: Option<Vec<u8>>,
+    /// Fail the first write that starts inside `[from, to)`, once (targets a structure:
+    /// a FAT copy, a directory).
+    pub fail_write_in_range: Option<(u64, u64)>,
     /// While set, any read whose data contains this byte string gets one bit flipped in it:
     /// the card returns wrong data for that file.
     pub flip_reads_containing: Option<Vec<u8>>,
@@ -465,6 +470,8 @@ pub struct Faults {
     pub fail_sync: bool,
     pub syncs: u64,
     pub faults_injected: u64,
+    /// When set, every write is logged: (offset, length, failed).
+    pub log: Option<Vec<(u64, usize, bool)>>,
 }
 
 /// The image bytes and the fault switches.
@@ -531,8 +538,23 @@ impl Write for FaultMedium {
         let mut st = self.lock();
         st.faults.writes += 1;
         let k = st.faults.writes;
-        let fail = st.faults.fail_write_at == Some(k)
+        let mut fail = st.faults.fail_write_at == Some(k)
             || st.faults.fail_writes_from.is_some_and(|from| k >= from);
+        if let Some((from, to)) = st.faults.fail_write_in_range {
+            if (from..to).contains(&pos) {
+                st.faults.fail_write_in_range = None;
+                fail = true;
+            }
+        }
+        if let Some(needle) = &st.faults.fail_write_containing {
+            if buf.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                st.faults.fail_write_containing = None;
+                fail = true;
+            }
+        }
+        if let Some(log) = &mut st.faults.log {
+            log.push((pos, buf.len(), fail));
+        }
         if fail {
             st.faults.faults_injected += 1;
             return Err(io::Error::other(format!(
