@@ -366,9 +366,6 @@ fn flush_error_keeps_every_original_and_rerun_completes() {
 
 // ---------------------------------------------------------------- every write, failed
 
-/// Re-run without faults after every this many cases of the sweep (1 = all).
-const RERUN_EVERY: usize = 1;
-
 /// What a sweep over every write index found.
 #[derive(Debug, Default)]
 struct Sweep {
@@ -390,12 +387,15 @@ struct Sweep {
 fn write_fault_sweep() -> Sweep {
     let tmp = TempDir::new().unwrap();
     let card0 = fresh_card();
-    let mut sweep = Sweep::default();
-    sweep.total_writes = {
+    let total_writes = {
         let (phone, _) = make_phone(&tmp.path().join("reference"));
         let (result, _, faults) = faulted_run(&phone, card0.clone(), |_| {});
         assert!(result.unwrap().complete(), "the reference run completes");
         faults.writes
+    };
+    let mut sweep = Sweep {
+        total_writes,
+        ..Sweep::default()
     };
     let total = sweep.total_writes;
     assert!(total > 10, "reference run made only {total} writes");
@@ -405,7 +405,7 @@ fn write_fault_sweep() -> Sweep {
     } else {
         (0..200).map(|i| 1 + i * (total - 1) / 199).collect()
     };
-    for (n, &k) in ks.iter().enumerate() {
+    for &k in &ks {
         for persistent in [false, true] {
             let what = format!(
                 "write #{k} of {total} failing{}",
@@ -429,13 +429,12 @@ fn write_fault_sweep() -> Sweep {
             if !l.is_empty() {
                 sweep.lost.push(format!("{what}: {l:?}"));
             }
-            if n % RERUN_EVERY == 0 {
-                for p in rerun_problems(&phone, &originals, image, &what) {
-                    if p.contains("fsck.fat") {
-                        sweep.rerun_unclean.push(p);
-                    } else {
-                        sweep.rerun_failures.push(p);
-                    }
+            // Every case is re-run without faults: cheap at this size.
+            for p in rerun_problems(&phone, &originals, image, &what) {
+                if p.contains("fsck.fat") {
+                    sweep.rerun_unclean.push(p);
+                } else {
+                    sweep.rerun_failures.push(p);
                 }
             }
             let _ = fs::remove_dir_all(&dir);
