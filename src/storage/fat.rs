@@ -167,6 +167,11 @@ impl<M: Medium> FatVolume<M> {
     pub fn info(&self) -> fat::VolumeInfo {
         self.fs.info()
     }
+    /// Before writing to a card an interrupted run left dirty: free its lost clusters and
+    /// resynchronise its FAT copies (nothing else is touched); see the engine's `repair`.
+    pub fn repair_after_crash(&mut self) -> Result<fat::RepairReport, fat::Error> {
+        self.fs.repair_after_crash()
+    }
     pub fn fs(&mut self) -> &mut FileSystem<M> {
         &mut self.fs
     }

@@ -23,9 +23,11 @@ mod error;
 mod file;
 mod format;
 mod name;
+mod repair;
 mod table;
 
 pub use error::{Error, Result};
+pub use repair::RepairReport;
 
 use boot::{corrupt, Bpb, Geometry, STATE_DIRTY};
 use dir::{now, Dir, Kind, Parsed, ATTR_ARCHIVE, ATTR_DIR, MAX_DIR_ENTRIES};
