@@ -567,3 +567,64 @@ fn format_large_sparse_cards() {
         );
     }
 }
+
+#[test]
+fn dirty_flag_and_barriers() {
+    let size = 4 * MIB;
+    let img = image(size);
+    our_format(&img, size, Some(FatType::Fat16));
+    // A write without flush leaves the dirty bit set (fsck: exit 1), flush clears it.
+    let mut fs = open_fs(&img);
+    fs.create_dir("/x").unwrap();
+    std::mem::forget(fs);
+    if let Some((code, out)) = fsck(&img.path) {
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("Dirty bit"), "{out}");
+    }
+    // Opened dirty: reported, and left dirty by flush (only a real check may clear it).
+    let mut fs = open_fs(&img);
+    assert!(fs.info().was_dirty);
+    fs.create_dir("/y").unwrap();
+    fs.flush().unwrap();
+    drop(fs);
+    assert!(open_fs(&img).info().was_dirty);
+
+    // Barriers: every ordering point reaches Storage::flush.
+    struct Counting(std::io::Cursor<Vec<u8>>, usize);
+    impl std::io::Read for Counting {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(b)
+        }
+    }
+    impl std::io::Seek for Counting {
+        fn seek(&mut self, p: std::io::SeekFrom) -> std::io::Result<u64> {
+            self.0.seek(p)
+        }
+    }
+    impl std::io::Write for Counting {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.1 += 1;
+            Ok(())
+        }
+    }
+    let mut c = Counting(std::io::Cursor::new(vec![0u8; size as usize]), 0);
+    sdexport_fat::format(
+        &mut c,
+        &sdexport_fat::FormatOptions {
+            volume_bytes: size,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut fs = FileSystem::open(c).unwrap();
+    our_write(&mut fs, "/a.txt", b"a");
+    let without = fs.storage_mut().1;
+    fs.set_write_barriers(true);
+    our_write(&mut fs, "/b.txt", b"b");
+    let with = fs.storage_mut().1;
+    // data | FAT | directory entry: two ordering points.
+    assert!(with >= without + 2, "{without} -> {with}");
+}
