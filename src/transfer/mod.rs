@@ -117,10 +117,22 @@ pub struct FileReport {
     pub captured_from: Option<&'static str>,
 }
 
+/// Counts for scripts (`--json`) and summaries.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub copied: usize,
+    pub already_on_card: usize,
+    pub failed: usize,
+    pub removed: usize,
+    pub skipped: usize,
+    pub planned: usize,
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhotosReport {
     pub run_id: String,
+    pub summary: Summary,
     pub dry_run: bool,
     pub moved: bool,
     pub files: Vec<FileReport>,
@@ -139,6 +151,16 @@ impl PhotosReport {
     }
     pub fn removed(&self) -> usize {
         self.files.iter().filter(|f| f.removed).count()
+    }
+    fn summarise(&mut self) {
+        self.summary = Summary {
+            copied: self.count(Status::Copied),
+            already_on_card: self.count(Status::AlreadyOnCard),
+            failed: self.count(Status::Failed),
+            removed: self.removed(),
+            skipped: self.skipped.len(),
+            planned: self.count(Status::Planned),
+        };
     }
     /// Everything that was asked for was done.
     pub fn complete(&self) -> bool {
@@ -189,6 +211,7 @@ pub fn run_photos(
     let source_device = phone.describe();
     let mut report = PhotosReport {
         run_id: options.run_id.clone(),
+        summary: Summary::default(),
         dry_run: options.dry_run,
         moved: options.move_files,
         files: Vec::new(),
@@ -204,6 +227,7 @@ pub fn run_photos(
     report.free_bytes_before = plan.free_bytes;
     report.files = plan.items.iter().map(|p| p.report.clone()).collect();
     if options.dry_run {
+        report.summarise();
         return Ok(report);
     }
 
@@ -219,6 +243,7 @@ pub fn run_photos(
         verified: vec![false; plan.items.len()],
     };
     session.copy_and_verify(progress)?;
+    report.summarise();
     Ok(report)
 }
 
