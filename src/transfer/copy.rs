@@ -12,6 +12,8 @@ use super::{Planned, Progress, TMP_DIR};
 
 /// Large blocks: the FAT engine and the kernel both do best with long sequential runs.
 const CHUNK: usize = 4 << 20;
+/// Chunks in flight between reading/writing and hashing (memory: `DEPTH * CHUNK`).
+const DEPTH: usize = 4;
 
 /// How a copy failed, which decides whether the run goes on.
 #[derive(Debug)]
@@ -55,23 +57,194 @@ pub fn remove_leftover_temps(card: &mut dyn Volume) -> Result<(), StorageError> 
 }
 
 /// Hash a file, reporting progress.
+///
+/// A file longer than one chunk is hashed on a second thread while this one reads the
+/// next chunk ([`Pipeline`]); a file that fits in one chunk is hashed inline, so that
+/// tens of thousands of small files pay no thread start.
 pub fn hash_reader(
     r: &mut dyn Read,
     progress: &mut dyn Progress,
 ) -> std::io::Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut len = 0u64;
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
+    let mut buf = take_buffer();
+    let filled = match fill(r, &mut buf) {
+        Ok(n) => n,
+        Err(e) => {
+            give_back(buf);
+            return Err(e);
         }
-        h.update(&buf[..n]);
-        len += n as u64;
-        progress.advance(n as u64);
+    };
+    progress.advance(filled as u64);
+    let mut pipe = Pipeline::new(filled == CHUNK);
+    pipe.hash(buf, filled);
+    let result = (|| {
+        let mut len = filled as u64;
+        let mut last = filled;
+        while last == CHUNK {
+            let mut buf = pipe.buffer();
+            last = match fill(r, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    give_back(buf);
+                    return Err(e);
+                }
+            };
+            if last == 0 {
+                give_back(buf);
+                break;
+            }
+            pipe.hash(buf, last);
+            len += last as u64;
+            progress.advance(last as u64);
+        }
+        Ok(len)
+    })();
+    let sha = pipe.finish();
+    result.map(|len| (sha, len))
+}
+
+/// Read until `buf` is full or the reader ends: sources (MTP, FUSE) and the FAT engine
+/// (at the end of a contiguous run) return short reads in the middle of a file.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
-    Ok((hex(&h.finalize()), len))
+    Ok(filled)
+}
+
+// Chunk buffers a thread keeps between files: allocating and faulting in 4 MiB per file
+// would cost more than a small file's copy.
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn take_buffer() -> Vec<u8> {
+    POOL.with(|p| p.borrow_mut().pop())
+        .unwrap_or_else(|| vec![0u8; CHUNK])
+}
+
+fn give_back(buf: Vec<u8>) {
+    if buf.len() == CHUNK {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < DEPTH {
+                p.push(buf);
+            }
+        });
+    }
+}
+
+/// SHA-256 of a stream of chunks, computed on a second thread so that hashing (one core
+/// at ~1.8 GB/s with SHA-NI) overlaps the reads and writes of the next chunks. The
+/// hashing thread gets the chunks in order through a bounded channel and sends each
+/// buffer back for reuse: at most [`DEPTH`] chunks are in flight. Where a thread cannot
+/// be started (or the stream is a single chunk), it hashes inline.
+enum Pipeline {
+    Inline(Sha256, Option<Vec<u8>>),
+    Threaded {
+        work: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
+        free: std::sync::mpsc::Receiver<Vec<u8>>,
+        hasher: std::thread::JoinHandle<Sha256>,
+        /// Buffers handed out so far (the caller's first one included).
+        buffers: usize,
+    },
+}
+
+impl Pipeline {
+    fn new(threaded: bool) -> Self {
+        if threaded {
+            let (work, jobs) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(DEPTH);
+            let (back, free) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("sha256".into())
+                .spawn(move || {
+                    let mut h = Sha256::new();
+                    for (buf, n) in jobs {
+                        h.update(&buf[..n]);
+                        let _ = back.send(buf);
+                    }
+                    h
+                });
+            if let Ok(hasher) = spawned {
+                return Pipeline::Threaded {
+                    work: Some(work),
+                    free,
+                    hasher,
+                    buffers: 1,
+                };
+            }
+        }
+        Pipeline::Inline(Sha256::new(), None)
+    }
+
+    /// A buffer of `CHUNK` bytes to fill; waits for the hasher when `DEPTH` are in flight.
+    fn buffer(&mut self) -> Vec<u8> {
+        match self {
+            Pipeline::Inline(_, spare) => spare.take().unwrap_or_else(take_buffer),
+            Pipeline::Threaded { free, buffers, .. } => {
+                if let Ok(b) = free.try_recv() {
+                    return b;
+                }
+                if *buffers < DEPTH {
+                    *buffers += 1;
+                    return take_buffer();
+                }
+                // The hasher holds every buffer: wait for one (or, if it is gone, make
+                // one; `finish` then reports its failure).
+                free.recv().unwrap_or_else(|_| vec![0u8; CHUNK])
+            }
+        }
+    }
+
+    /// Hash `buf[..n]`, after every chunk given before.
+    fn hash(&mut self, buf: Vec<u8>, n: usize) {
+        match self {
+            Pipeline::Inline(h, spare) => {
+                h.update(&buf[..n]);
+                *spare = Some(buf);
+            }
+            Pipeline::Threaded { work, .. } => {
+                if let Some(w) = work {
+                    // Fails only if the hasher panicked; `finish` re-raises that panic.
+                    let _ = w.send((buf, n));
+                }
+            }
+        }
+    }
+
+    /// Wait for every chunk to be hashed; the hex digest.
+    fn finish(self) -> String {
+        let h = match self {
+            Pipeline::Inline(h, spare) => {
+                if let Some(b) = spare {
+                    give_back(b);
+                }
+                h
+            }
+            Pipeline::Threaded {
+                mut work,
+                free,
+                hasher,
+                ..
+            } => {
+                work.take();
+                let h = match hasher.join() {
+                    Ok(h) => h,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                for b in free.try_iter() {
+                    give_back(b);
+                }
+                h
+            }
+        };
+        hex(&h.finalize())
+    }
 }
 
 pub fn hash_on_card(
@@ -222,39 +395,44 @@ fn write_temp(
         .open_read(&item.path)
         .map_err(|e| CopyError::Source(format!("cannot read the original: {e}")))?;
     let mut sink = card.create_new(tmp).map_err(card_error)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut len = 0u64;
-    loop {
-        // Fill the whole chunk: sources (MTP, FUSE) often return short reads.
-        let mut filled = 0;
-        while filled < buf.len() {
-            match src.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(k) => filled += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+    // Each chunk is read, written, then hashed on the pipeline's thread while the next
+    // chunk is read and written: the digest is of exactly the bytes written.
+    let mut pipe = Pipeline::new(item.size > CHUNK as u64);
+    let copied = (|| {
+        let mut len = 0u64;
+        loop {
+            let mut buf = pipe.buffer();
+            let filled = match fill(&mut src, &mut buf) {
+                Ok(n) => n,
                 Err(e) => {
+                    give_back(buf);
                     return Err(CopyError::Source(format!(
                         "reading the original failed: {e}"
-                    )))
+                    )));
                 }
+            };
+            if filled == 0 {
+                give_back(buf);
+                break;
+            }
+            if let Err(e) = sink.write_all(&buf[..filled]) {
+                give_back(buf);
+                return Err(card_error(StorageError::io(tmp, e)));
+            }
+            pipe.hash(buf, filled);
+            len += filled as u64;
+            progress.advance(filled as u64);
+            if filled < CHUNK {
+                break;
             }
         }
-        if filled == 0 {
-            break;
-        }
-        h.update(&buf[..filled]);
-        sink.write_all(&buf[..filled])
-            .map_err(|e| card_error(StorageError::io(tmp, e)))?;
-        len += filled as u64;
-        progress.advance(filled as u64);
-        if filled < buf.len() {
-            break;
-        }
-    }
+        Ok(len)
+    })();
+    let sha = pipe.finish();
+    let len = copied?;
     if len != item.size {
         return Err(CopyError::Source(short_read(len, item.size)));
     }
     sink.finish(item.modified).map_err(card_error)?;
-    Ok((hex(&h.finalize()), len))
+    Ok((sha, len))
 }
