@@ -241,6 +241,7 @@ pub fn run_photos(
         source_device,
         pending_removal: Vec::new(),
         verified: vec![false; plan.items.len()],
+        read_back_errors: 0,
     };
     session.copy_and_verify(progress)?;
     report.summarise();
@@ -259,6 +260,9 @@ struct Session<'a> {
     /// Verified items waiting for the rest of their pair before removal.
     pending_removal: Vec<usize>,
     verified: Vec<bool>,
+    /// Copies that could not be read back at all (gone, unreadable): like a mismatch, a
+    /// sign of a counterfeit or failing card.
+    read_back_errors: usize,
 }
 
 impl Session<'_> {
@@ -352,6 +356,13 @@ impl Session<'_> {
                 if self.report.read_back_mismatches == 1 { "y" } else { "ies" }
             ));
         }
+        if self.read_back_errors > 0 {
+            self.report.warnings.push(format!(
+                "{} cop{} could not be read back from the card: the card may be counterfeit (smaller than it claims) or failing. Their originals were kept. Test the card with f3 (f3probe --destructive) or H2testw before using it again.",
+                self.read_back_errors,
+                if self.read_back_errors == 1 { "y" } else { "ies" }
+            ));
+        }
         Ok(())
     }
 
@@ -414,10 +425,15 @@ impl Session<'_> {
                     }
                     self.fail(i, "the copy read back from the card differs from the original (the original was kept)".into());
                 }
-                Err(e) => self.fail(
-                    i,
-                    format!("cannot read the copy back from the card: {e} (the original was kept)"),
-                ),
+                Err(e) => {
+                    self.read_back_errors += 1;
+                    self.fail(
+                        i,
+                        format!(
+                            "cannot read the copy back from the card: {e} (the original was kept)"
+                        ),
+                    )
+                }
             }
         }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
