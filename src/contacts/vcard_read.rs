@@ -492,6 +492,14 @@ fn decode_property(raw: RawProp, v21: bool, file_utf8: bool) -> (Option<Property
     if binary || (BINARY_PROPS.contains(&name.as_str()) && bytes.starts_with(b"data:")) {
         if let Some(data) = decode_binary(&bytes, binary, &mut params) {
             params.retain(|p| !(p.name == "VALUE" && is_binary_value(p)));
+            let name = if BINARY_PROPS.contains(&name.as_str()) || name.starts_with("X-") {
+                name
+            } else {
+                // Inline bytes on a property that cannot hold them (an N or a BDAY in base64):
+                // keep the bytes under an X- name rather than write a property readers reject.
+                notes.push(format!("{name}: base64 data on a text property; kept as X-{name}"));
+                format!("X-{name}")
+            };
             return (
                 Some(Property {
                     group: raw.group,

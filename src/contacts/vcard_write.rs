@@ -269,6 +269,20 @@ fn add_seconds(v: &str) -> String {
     v.to_string()
 }
 
+/// A URI as java.net.URI accepts it: a scheme, a colon, and no characters it rejects.
+fn is_uri(v: &str) -> bool {
+    let Some((scheme, rest)) = v.split_once(':') else {
+        return false;
+    };
+    let mut sc = scheme.chars();
+    sc.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && sc.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>\"{}|\\^`".contains(c))
+}
+
 const DATE_PROPS: &[&str] = &["BDAY", "ANNIVERSARY", "DEATHDATE"];
 const OMIT_YEAR: &str = "X-APPLE-OMIT-YEAR";
 
@@ -278,6 +292,15 @@ const OMIT_YEAR: &str = "X-APPLE-OMIT-YEAR";
 /// fixed point: reading it back and adapting again gives the same property.
 fn adapt(p: &Property, version: VcardVersion) -> std::borrow::Cow<'_, Property> {
     use std::borrow::Cow;
+    if matches!(p.value, Value::Binary(_))
+        && !["PHOTO", "LOGO", "SOUND", "KEY"].contains(&p.name.as_str())
+        && !p.name.starts_with("X-")
+    {
+        // Inline binary data on a property that cannot hold it: keep the bytes, under X-.
+        let mut q = p.clone();
+        q.name = format!("X-{}", p.name);
+        return Cow::Owned(q);
+    }
     let raw = match &p.value {
         Value::Raw(s) => s.trim().to_string(),
         _ => return Cow::Borrowed(p),
@@ -325,6 +348,15 @@ fn adapt(p: &Property, version: VcardVersion) -> std::borrow::Cow<'_, Property> 
         let fixed = add_seconds(&raw);
         if !is_text && is_strict_date(&fixed) {
             q.value = Value::Raw(fixed);
+            // A VALUE that says something else (uri, text) would make readers misparse it.
+            q.params.retain(|x| {
+                x.name != "VALUE"
+                    || x.values.iter().all(|v| {
+                        ["date", "date-time", "date-and-or-time", "timestamp"]
+                            .iter()
+                            .any(|d| v.eq_ignore_ascii_case(d))
+                    })
+            });
         } else if v40 {
             if !is_text && !is_strict_date(&raw) {
                 q.params.retain(|x| x.name != "VALUE");
@@ -344,23 +376,40 @@ fn adapt(p: &Property, version: VcardVersion) -> std::borrow::Cow<'_, Property> 
         let offset = (raw.len() == 3 || raw.len() == 5 || raw.len() == 6)
             && matches!(b[0], b'+' | b'-')
             && raw[1..].chars().all(|c| c.is_ascii_digit() || c == ':');
-        let has_value = p.params.iter().any(|x| x.name == "VALUE");
         if offset {
-            return Cow::Borrowed(p);
+            // Any VALUE but utc-offset would contradict the value.
+            q.params.retain(|x| {
+                x.name != "VALUE"
+                    || x.values
+                        .iter()
+                        .all(|v| v.eq_ignore_ascii_case("utc-offset"))
+            });
+            return Cow::Owned(q);
         }
+        q.params.retain(|x| x.name != "VALUE");
         match version {
             // 2.1 knows only offsets.
-            VcardVersion::V21 => {
-                q.name = "X-TZ".into();
-                q.params.retain(|x| x.name != "VALUE");
-            }
-            // 3.0 reads an offset unless told the value is text.
-            VcardVersion::V30 if !has_value => q.params.push(Param {
+            VcardVersion::V21 => q.name = "X-TZ".into(),
+            // 3.0 reads an offset unless told the value is text; 4.0 reads text by default.
+            VcardVersion::V30 => q.params.push(Param {
                 name: "VALUE".into(),
                 values: vec!["text".into()],
             }),
-            _ => {}
+            VcardVersion::V40 => {}
         }
+        return Cow::Owned(q);
+    }
+    // Typed values ez-vcard checks; a value that does not fit keeps its text under an X- name.
+    let fits = match p.name.as_str() {
+        "IMPP" => is_uri(&raw),
+        "CLIENTPIDMAP" => raw.split_once(';').is_some_and(|(pid, uri)| {
+            !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()) && !uri.is_empty()
+        }),
+        "XML" => v40 && raw.starts_with('<') && raw.ends_with('>'),
+        _ => true,
+    };
+    if !fits {
+        q.name = format!("X-{}", p.name);
         return Cow::Owned(q);
     }
     if p.name == "REV" && !is_strict_date(&add_seconds(&raw)) {
