@@ -5,7 +5,8 @@
 //! * `fat12`, `fat16`, `fat32`: [`FatVolume`] over an in-memory image formatted by our engine;
 //! * `mkfs_fat32`: a FAT32 image made by `mkfs.fat`, opened through `open_card`;
 //! * `mbr_fat32`: an image with an MBR and a FAT32 partition at 4 MiB (`sfdisk` +
-//!   `mkfs.fat --offset 8192`), opened through `open_card`.
+//!   `mkfs.fat --offset 8192`), opened through `open_card`;
+//! * `fault_free`: the engine over `FaultMedium` (tests/common) with no fault armed.
 //!
 //! After each body on a FAT backend the image is re-opened with our reader (every file read
 //! back), then judged by the oracles: `fsck.fat -n` clean, and mtools (`mdir`, `mcopy`)
@@ -36,6 +37,9 @@ enum Backend {
     Engine(FatType),
     MkfsFat32,
     MbrFat32,
+    /// The engine over `FaultMedium` with no fault armed: the wrapper the fault tests use
+    /// must itself be a faithful medium.
+    FaultFree,
 }
 
 type Body = fn(&mut dyn Volume);
@@ -64,6 +68,15 @@ fn with_backend(backend: Backend, body: Body) {
             v.sync().expect("sync");
             let bytes = v.into_medium().expect("into_medium").into_inner();
             judge_image_bytes(tmp.path(), bytes, &format!("engine {t:?}"));
+        }
+        Backend::FaultFree => {
+            let m = FaultMedium::new(engine_image(32 << 20, FatType::Fat16));
+            let mut v = open_fat(m, "fault-free.img");
+            body(&mut v);
+            v.sync().expect("sync");
+            let m = v.into_medium().expect("into_medium");
+            assert_eq!(m.faults(|f| f.faults_injected), 0);
+            judge_image_bytes(tmp.path(), m.snapshot(), "engine over FaultMedium");
         }
         Backend::MkfsFat32 => {
             if !oracle(&["mkfs.fat"]) {
@@ -145,6 +158,10 @@ macro_rules! volume_test {
             #[test]
             fn mbr_fat32() {
                 with_backend(Backend::MbrFat32, $body)
+            }
+            #[test]
+            fn fault_free() {
+                with_backend(Backend::FaultFree, $body)
             }
         }
     };
@@ -532,6 +549,46 @@ volume_test!(sync_drop_caches_read_back, |v| {
     put(v, "DCIM/Camera/c.jpg", b"c");
     v.drop_caches().unwrap();
     assert_eq!(get(v, "DCIM/Camera/c.jpg"), b"c");
+});
+
+volume_test!(full_card_is_no_space_and_recovers, |v| {
+    if !v.describe().contains("FAT") {
+        // A host file system's free space is shared with everything else running.
+        return;
+    }
+    put(v, "keep.jpg", b"keep");
+    let before = v.space().unwrap();
+    let chunk = pattern(1 << 20, 77);
+    let mut written = 0u64;
+    let err = {
+        let mut s = v.create_new("fill.bin").unwrap();
+        loop {
+            match s.write_all(&chunk) {
+                Ok(()) => written += chunk.len() as u64,
+                Err(e) => break e,
+            }
+            // A writer may buffer a few MiB before it allocates; NoSpace comes then.
+            assert!(
+                written <= before.total_bytes + (8 << 20),
+                "accepted {written} bytes without NoSpace: {before:?}"
+            );
+        }
+    };
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+    assert!(
+        written + (1 << 20) > before.free_bytes,
+        "stopped early: {written} of {before:?}"
+    );
+    // Whatever the failed file left, removing it gives every cluster back.
+    if v.stat("fill.bin").unwrap().is_some() {
+        v.remove_file("fill.bin").unwrap();
+    }
+    v.sync().unwrap();
+    assert_eq!(v.space().unwrap().free_bytes, before.free_bytes);
+    assert_eq!(get(v, "keep.jpg"), b"keep");
+    // The card works again.
+    put(v, "after.jpg", &chunk);
+    assert!(get(v, "after.jpg") == chunk);
 });
 
 // ---------------------------------------------------------------- names
