@@ -141,6 +141,9 @@ fn names_short_long_collisions_and_case() {
     );
     // Lower-case 8.3 keeps its case through an LFN.
     our_write(&mut fs, "/d/lower.txt", b"l");
+    // Leading dots are legal long names.
+    our_write(&mut fs, "/d/..jpg", b"dots");
+    our_write(&mut fs, "/d/.hidden", b"h");
     assert_eq!(fs.stat("/d/LOWER.TXT").unwrap().name, "lower.txt");
     // 255-unit names, BMP Unicode, emoji (emoji: not with mtools 4.0.32, it mangles them).
     let n255 = format!("{}.txt", "n".repeat(251));
@@ -169,10 +172,15 @@ fn names_short_long_collisions_and_case() {
     fs.flush().unwrap();
     assert!(fs.check().unwrap().problems.is_empty());
     drop(fs);
-    names.extend(["a.jpg", "PLAIN.TXT", "lower.txt", bmp].map(String::from));
+    names.extend(["a.jpg", "PLAIN.TXT", "lower.txt", "..jpg", ".hidden", bmp].map(String::from));
     names.push(n255.clone());
     let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-    assert_oracles(&img.path, &[("/d", refs)], &[("/d/lower.txt", b"l")], true);
+    assert_oracles(
+        &img.path,
+        &[("/d", refs)],
+        &[("/d/lower.txt", b"l"), ("/d/..jpg", b"dots")],
+        true,
+    );
     let mut root = fatfs_list(&img.path, "/");
     root.sort();
     let mut want = vec!["d".to_string(), emoji.to_string(), emoji255.clone()];
