@@ -364,6 +364,108 @@ fn flush_error_keeps_every_original_and_rerun_completes() {
     rerun_completes(&phone, &originals, image, "flush error");
 }
 
+/// Hashes of every file that can still be read on a damaged volume (errors skipped: what
+/// cannot be read does not count as a copy).
+fn readable_hashes(v: &mut dyn Volume, dir: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(entries) = v.list(dir) else {
+        return out;
+    };
+    for e in entries {
+        if e.is_dir() {
+            out.extend(readable_hashes(v, &e.path));
+        } else if let Ok(mut r) = v.open_read(&e.path) {
+            let mut b = Vec::new();
+            if std::io::Read::read_to_end(&mut r, &mut b).is_ok() {
+                out.insert(sha256(&b));
+            }
+        }
+    }
+    out
+}
+
+/// Run a move onto a counterfeit card that wraps byte addresses past `start + len` onto
+/// `start..`; check that no original is lost, judging the card through the same wrapping
+/// (what any reader of that card sees). Returns the report, if the run got that far.
+fn move_onto_fake_card(start: u64, len: u64) -> Option<PhotosReport> {
+    let tmp = TempDir::new().unwrap();
+    let (phone, originals) = make_phone(tmp.path());
+    let wrap = Some((start, len));
+    let medium = FaultMedium::new(fresh_card());
+    medium.faults(|f| f.wrap = wrap);
+    let handle = medium.clone();
+    let mut card = open_fat(medium, "fake.img");
+    let mut phone_v = DirVolume::open(&phone).unwrap();
+    let result = run_photos(&mut phone_v, &mut card, &options(), &mut NoProgress);
+    let _ = card.sync();
+    drop(card);
+    let view = FaultMedium::new(handle.snapshot());
+    view.faults(|f| f.wrap = wrap);
+    let mut v = open_fat(view, "fake-view.img");
+    let on_card = readable_hashes(&mut v, "");
+    let lost: Vec<&String> = originals
+        .iter()
+        .filter(|(rel, sha)| {
+            let on_phone = fs::read(phone.join(rel)).is_ok_and(|b| sha256(&b) == **sha);
+            !on_phone && !on_card.contains(*sha)
+        })
+        .map(|(rel, _)| rel)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "originals lost on a fake-capacity card: {lost:?}"
+    );
+    match result {
+        Ok(report) => {
+            assert!(
+                !report.complete(),
+                "a run on a card that lost data cannot be complete"
+            );
+            println!(
+                "fake card wrapping at {start}+{len}: {} copies read back wrong, {} originals kept, {} moved",
+                report.read_back_mismatches,
+                report.files.iter().filter(|f| !f.removed).count(),
+                report.removed()
+            );
+            Some(report)
+        }
+        // Failing the whole run (e.g. the manifest read back wrong) is as safe.
+        Err(e) => {
+            println!("fake card wrapping at {start}+{len}: the run stopped: {e}");
+            None
+        }
+    }
+}
+
+/// A counterfeit card that really holds 256 KiB of data after its directories: writes
+/// past that land on earlier copies. Every hash computed while writing matches; only the
+/// read-back after the whole run shows the damage, and the user is told to test the card.
+#[test]
+fn fake_capacity_card_overwriting_earlier_copies_loses_no_original() {
+    // Data from 64 KiB; the first 32 KiB of it (the run's directories) stay intact.
+    let report = move_onto_fake_card((64 + 32) << 10, 256 << 10).expect("the run ends");
+    assert!(
+        report.read_back_mismatches > 0,
+        "the wrap went unnoticed: {:#?}",
+        report.files
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains("counterfeit")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+/// The same card wrapping over its directories too: copies vanish rather than differ.
+#[test]
+fn fake_capacity_card_overwriting_directories_loses_no_original() {
+    if let Some(report) = move_onto_fake_card(64 << 10, 256 << 10) {
+        for f in report.files.iter().filter(|f| !f.removed) {
+            assert_eq!(f.status, Status::Failed, "{f:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- every write, failed
 
 /// What a sweep over every write index found.

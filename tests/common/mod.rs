@@ -470,6 +470,10 @@ pub struct Faults {
     pub fail_sync: bool,
     pub syncs: u64,
     pub faults_injected: u64,
+    /// A fake-capacity card: `(start, len)` — every byte address at or past `start + len`
+    /// maps to `start + (address - start) % len`, for reads and writes alike, so writes past
+    /// the real capacity land on earlier data (what counterfeit cards do).
+    pub wrap: Option<(u64, u64)>,
     /// When set, every write is logged: (offset, length, failed).
     pub log: Option<Vec<(u64, usize, bool)>>,
 }
@@ -511,10 +515,24 @@ impl FaultMedium {
     }
 }
 
+/// Where byte `pos` really lives, and how many bytes from there stay contiguous.
+fn wrapped(wrap: Option<(u64, u64)>, pos: u64, want: usize) -> (u64, usize) {
+    match wrap {
+        Some((start, len)) if pos >= start + len => {
+            let real = start + (pos - start) % len;
+            (real, want.min((start + len - real) as usize))
+        }
+        Some((start, len)) if pos >= start => (pos, want.min((start + len - pos) as usize)),
+        Some((start, _)) => (pos, want.min((start - pos) as usize)),
+        None => (pos, want),
+    }
+}
+
 impl Read for FaultMedium {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let pos = self.pos;
         let mut st = self.lock();
+        let (pos, max) = wrapped(st.faults.wrap, self.pos, buf.len());
+        let buf = &mut buf[..max];
         st.data.set_position(pos);
         let n = st.data.read(buf)?;
         if let Some(needle) = st.faults.flip_reads_containing.clone() {
@@ -534,8 +552,9 @@ impl Read for FaultMedium {
 
 impl Write for FaultMedium {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let pos = self.pos;
         let mut st = self.lock();
+        let (pos, max) = wrapped(st.faults.wrap, self.pos, buf.len());
+        let buf = &buf[..max];
         st.faults.writes += 1;
         let k = st.faults.writes;
         let mut fail = st.faults.fail_write_at == Some(k)
