@@ -119,6 +119,17 @@ pub(crate) fn check<S: Storage>(fs: &mut FileSystem<S>) -> Result<CheckReport> {
                 probs.push(Problem::BadDotEntries { path: path.clone() });
             }
         }
+        // Duplicate short names (fsck.fat renames them) or long names (ambiguous lookups).
+        let mut shorts = std::collections::HashSet::new();
+        let mut longs = std::collections::HashSet::new();
+        for p in entries.iter().filter(|p| p.kind == Kind::Normal) {
+            if !shorts.insert(p.sfn) || !longs.insert(crate::name::fold(&p.name)) {
+                probs.push(Problem::Other {
+                    path: format!("{path}/{}", p.name),
+                    what: "duplicate name in the directory".into(),
+                });
+            }
+        }
         for p in entries.iter().filter(|p| p.kind == Kind::Normal) {
             let ep = format!("{path}/{}", p.name);
             let c = p.cluster();

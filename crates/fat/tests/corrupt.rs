@@ -273,3 +273,37 @@ proptest! {
         exercise(img);
     }
 }
+
+#[test]
+fn check_reports_duplicate_names() {
+    let clean = populated(FatType::Fat12, MIB);
+    let rsvd = u16::from_le_bytes([clean[14], clean[15]]) as usize;
+    let fatsz = u16::from_le_bytes([clean[22], clean[23]]) as usize;
+    let root = (rsvd + 2 * fatsz) * 512;
+    let mut img = clean.clone();
+    // Copy the README.TXT entry over a free slot: two entries with one name (and one chain).
+    let slot = (0..512)
+        .map(|i| root + i * 32)
+        .find(|&o| &img[o..o + 11] == b"README  TXT")
+        .unwrap();
+    let free = (0..512)
+        .map(|i| root + i * 32)
+        .find(|&o| img[o] == 0)
+        .unwrap();
+    let e: Vec<u8> = img[slot..slot + 32].to_vec();
+    img[free..free + 32].copy_from_slice(&e);
+    let mut fs = FileSystem::open(Cursor::new(img)).unwrap();
+    let rep = fs.check().unwrap();
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| matches!(p, Problem::Other { what, .. } if what.contains("duplicate"))),
+        "{rep:?}"
+    );
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| matches!(p, Problem::CrossLinked { .. })),
+        "{rep:?}"
+    );
+}
