@@ -468,6 +468,14 @@ fn check_no_panic_and_idempotent(name: &str, bytes: &[u8]) -> Result<(), TestCas
     Ok(())
 }
 
+/// Found by proptest: a name made only of a control character derived an FN that the
+/// writer then emptied, and the re-read named the contact "Unnamed contact".
+#[test]
+fn r_control_only_name_is_idempotent() {
+    let input = b"BEGIN:VCARD\nN;ENCODING=QUOTED-PRINTABLE:=1A\nBEGIN:VCARD\n";
+    check_no_panic_and_idempotent("control.vcf", input).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

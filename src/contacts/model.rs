@@ -144,13 +144,19 @@ impl Contact {
 
 /// Derive a formatted name for a card without FN (3.0 requires one). Order: N (prefix given
 /// additional family suffix), ORG, NICKNAME, EMAIL, TEL.
+/// The text without control characters (the writer drops them), trimmed: a name made only
+/// of controls is no name, or the FN written would be empty and read back differently.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string()
+}
+
 pub fn derive_name(c: &Contact) -> Option<String> {
     for p in c.get("N") {
         if let Value::Structured(comps) = &p.value {
             let part = |i: usize| comps.get(i).map(|l| l.join(" ")).unwrap_or_default();
             let words: Vec<String> = [part(3), part(1), part(2), part(0), part(4)]
                 .into_iter()
-                .map(|s| s.trim().to_string())
+                .map(|s| printable(&s))
                 .filter(|s| !s.is_empty())
                 .collect();
             if !words.is_empty() {
@@ -160,7 +166,7 @@ pub fn derive_name(c: &Contact) -> Option<String> {
     }
     for key in ["ORG", "NICKNAME", "EMAIL", "TEL"] {
         if let Some(s) = c.first_text(key) {
-            let s = s.trim().to_string();
+            let s = printable(&s);
             if !s.is_empty() {
                 return Some(s);
             }
