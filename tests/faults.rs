@@ -475,6 +475,19 @@ fn fake_capacity_card_overwriting_directories_loses_no_original() {
     }
 }
 
+/// When copies written minutes ago cannot even be found on read-back, the card is as
+/// suspect as when they read back different: the user should get the same warning (test
+/// the card with f3/H2testw), not only six "cannot read the copy back" lines.
+#[test]
+fn fake_capacity_card_overwriting_directories_warns_about_the_card() {
+    let report = move_onto_fake_card(64 << 10, 256 << 10).expect("the run ends");
+    assert!(
+        report.warnings.iter().any(|w| w.contains("counterfeit")),
+        "{:?}",
+        report.warnings
+    );
+}
+
 // ---------------------------------------------------------------- every write, failed
 
 /// What a sweep over every write index found.
