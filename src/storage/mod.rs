@@ -144,6 +144,9 @@ impl StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// [`Volume::walk`] refuses to go deeper (Windows cannot even name paths this deep).
+pub const MAX_WALK_DEPTH: usize = 128;
+
 /// A card or a phone: a tree of files reachable through one interface.
 pub trait Volume {
     /// A short description for messages, e.g. `card.img (FAT32, partition 1)`.
@@ -177,6 +180,16 @@ pub trait Volume {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_string()];
         while let Some(d) = stack.pop() {
+            // A corrupt FAT directory entry can point back at an ancestor: without a bound
+            // the walk never ends. The walk is depth first, so a loop reaches the bound fast.
+            if d.split('/').count() > MAX_WALK_DEPTH {
+                return Err(StorageError::Corrupt {
+                    path: d,
+                    what: format!(
+                        "folders nested more than {MAX_WALK_DEPTH} deep (a directory that contains itself?)"
+                    ),
+                });
+            }
             let entries = self.list(&d)?;
             // Push in reverse so that the walk visits names in sorted order.
             for e in entries.iter().rev() {
