@@ -118,6 +118,9 @@ fn run_on(
         Card::Fat => {
             let medium = FaultMedium::new(image.clone(), state.clone());
             let mut vol = FatVolume::open(medium, "card.img").map_err(|e| e.to_string())?;
+            // What the binary does before writing to a card (storage::open): repair what an
+            // interrupted run left (problems it cannot repair are only a warning there).
+            vol.repair_after_crash().map_err(|e| e.to_string())?;
             let r = run_photos(&mut phone, &mut vol, &options(run_id), &mut NoProgress);
             // Dropped without a flush: whatever was not written is lost, like a pulled card.
             drop(vol);
