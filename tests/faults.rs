@@ -613,7 +613,6 @@ fn failing_any_write_then_rerun_completes() {
 
 /// ... on an image `fsck.fat -n` accepts.
 #[test]
-#[ignore = "bug (crates/fat): after a transient write error the run goes on, a later flush clears the dirty flag, and the lost clusters the failed operation left (allocation not rolled back in memory) are never repaired; see engine_* reproductions"]
 fn failing_any_write_then_rerun_leaves_a_clean_image() {
     if !oracle(&["fsck.fat"]) {
         return;
@@ -642,7 +641,6 @@ fn put(v: &mut dyn Volume, path: &str, bytes: &[u8]) {
 /// A FAT write that fails while a directory is created must not leave its cluster
 /// allocated in memory, to be written out as a lost cluster by the next flush.
 #[test]
-#[ignore = "bug (crates/fat): a failed FAT write during create_dir leaks the new directory's cluster (fsck: Reclaimed 1 unused cluster)"]
 fn engine_failed_fat_write_in_create_dir_leaks_no_cluster() {
     if !oracle(&["fsck.fat"]) {
         return;
@@ -665,7 +663,6 @@ fn engine_failed_fat_write_in_create_dir_leaks_no_cluster() {
 /// cache while the disk still has the end-of-directory mark there: entries added after it
 /// are invisible to every reader (ours after `drop_caches`, mtools, Linux).
 #[test]
-#[ignore = "bug (crates/fat): a failed directory-entry write leaves the cached slot used; later entries go after an end-of-directory mark on disk and vanish"]
 fn engine_failed_entry_write_hides_no_later_entry() {
     let m = FaultMedium::new(fresh_card());
     let handle = m.clone();

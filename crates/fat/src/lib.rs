@@ -160,6 +160,11 @@ pub struct FileSystem<S: Storage> {
     /// The dirty bit is set on disk and FSInfo says "unknown": we have written since the
     /// last `flush`.
     dirty_on_disk: bool,
+    /// A write to the storage failed since open. The in-memory FAT and directories may then
+    /// hold changes the storage does not, so the volume stays marked dirty (the next open's
+    /// `repair_after_crash` frees what leaked) and the directory cache is dropped so that
+    /// later lookups see what the storage really holds.
+    write_failed: bool,
 }
 
 /// A file open for reading: `Read + Seek`, borrowing the file system.
@@ -320,6 +325,7 @@ impl<S: Storage> FileSystem<S> {
             was_dirty,
             barriers: false,
             dirty_on_disk: false,
+            write_failed: false,
         })
     }
 
@@ -351,9 +357,21 @@ impl<S: Storage> FileSystem<S> {
     }
 
     fn write_at(&mut self, off: u64, buf: &[u8]) -> Result<()> {
-        self.storage.seek(SeekFrom::Start(off))?;
-        self.storage.write_all(buf)?;
-        Ok(())
+        let r = self
+            .storage
+            .seek(SeekFrom::Start(off))
+            .and_then(|_| self.storage.write_all(buf))
+            .map_err(Error::from);
+        self.note_write(r)
+    }
+
+    /// Every storage write's result passes through here: see `write_failed`.
+    fn note_write<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.write_failed = true;
+            self.dirs.clear();
+        }
+        r
     }
 
     /// Read the clusters in one storage read per contiguous run.
@@ -417,14 +435,16 @@ impl<S: Storage> FileSystem<S> {
             return Ok(());
         }
         self.barrier()?;
-        self.fat.flush_to(&mut self.storage, &self.geo)?;
+        let r = self.fat.flush_to(&mut self.storage, &self.geo);
+        self.note_write(r)?;
         self.barrier()
     }
 
     /// An ordering point between two dependent writes (see [`FileSystem::set_write_barriers`]).
     fn barrier(&mut self) -> Result<()> {
         if self.barriers {
-            self.storage.flush()?;
+            let r = self.storage.flush().map_err(Error::from);
+            self.note_write(r)?;
         }
         Ok(())
     }
@@ -671,7 +691,8 @@ impl<S: Storage> FileSystem<S> {
                 .dirs
                 .get(&key)
                 .ok_or_else(|| corrupt("directory cache lost an entry"))?;
-            d.write_slots(&mut self.storage, &self.geo, a, b)?;
+            let r = d.write_slots(&mut self.storage, &self.geo, a, b);
+            self.note_write(r)?;
             self.barrier()?;
         }
         let d = self.dir(key)?;
@@ -685,7 +706,8 @@ impl<S: Storage> FileSystem<S> {
             .dirs
             .get(&key)
             .ok_or_else(|| corrupt("directory cache lost an entry"))?;
-        d.write_slots(&mut self.storage, &self.geo, start, start + n)?;
+        let r = d.write_slots(&mut self.storage, &self.geo, start, start + n);
+        self.note_write(r)?;
         Ok(sfn_slot)
     }
 
@@ -704,7 +726,8 @@ impl<S: Storage> FileSystem<S> {
             .dirs
             .get(&loc.dir)
             .ok_or_else(|| corrupt("directory cache lost an entry"))?;
-        d.write_slots(&mut self.storage, &self.geo, first, loc.slot + 1)
+        let r = d.write_slots(&mut self.storage, &self.geo, first, loc.slot + 1);
+        self.note_write(r)
     }
 
     /// Replace the SFN entry at `loc` with `e` and write it.
@@ -720,7 +743,8 @@ impl<S: Storage> FileSystem<S> {
             .dirs
             .get(&loc.dir)
             .ok_or_else(|| corrupt("directory cache lost an entry"))?;
-        d.write_slots(&mut self.storage, &self.geo, loc.slot, loc.slot + 1)
+        let r = d.write_slots(&mut self.storage, &self.geo, loc.slot, loc.slot + 1);
+        self.note_write(r)
     }
 
     /// Entries of a directory, without `.` and `..` and the volume label.
@@ -967,13 +991,22 @@ impl<S: Storage> FileSystem<S> {
     /// flag and flush the storage. After `flush` the volume is clean for `fsck.fat -n`.
     ///
     /// A volume that was already dirty when opened stays marked dirty (as Linux does): it
-    /// may hold damage from before that only a real check should clear.
+    /// may hold damage from before that only a real check should clear. So does a volume
+    /// on which a write failed: the next open repairs what the failure leaked.
     pub fn flush(&mut self) -> Result<()> {
+        if self.write_failed {
+            // No writer can be open here (they borrow the file system), so every allocated
+            // cluster should be owned by an entry: what is not leaked from the failed write.
+            // If the repair cannot finish, the volume stays marked dirty for the next open.
+            if self.repair_leaks()?.repaired {
+                self.write_failed = false;
+            }
+        }
         self.flush_fat()?;
         if self.dirty_on_disk {
             let free = self.fat.free_count();
             self.write_fsinfo(Some(free))?;
-            if !self.was_dirty {
+            if !self.was_dirty && !self.write_failed {
                 let off = self.geo.state_offset;
                 if let Some(b) = self.boot.get_mut(off) {
                     *b &= !STATE_DIRTY;
@@ -983,8 +1016,8 @@ impl<S: Storage> FileSystem<S> {
             }
             self.dirty_on_disk = false;
         }
-        self.storage.flush()?;
-        Ok(())
+        let r = self.storage.flush().map_err(Error::from);
+        self.note_write(r)
     }
 
     /// Forget cached file data and directory contents so that the next reads come from

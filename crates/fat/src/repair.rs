@@ -33,13 +33,26 @@ impl<S: Storage> FileSystem<S> {
     /// (see the module docs) and clear the dirty flag on the next flush. Does nothing on a
     /// clean volume.
     pub fn repair_after_crash(&mut self) -> Result<RepairReport> {
-        let mut rep = RepairReport {
-            was_dirty: self.was_dirty,
-            ..Default::default()
-        };
         if !self.was_dirty {
-            return Ok(rep);
+            return Ok(RepairReport::default());
         }
+        let mut rep = self.repair_leaks()?;
+        rep.was_dirty = true;
+        if rep.repaired {
+            self.was_dirty = false;
+            self.flush()?;
+        }
+        Ok(rep)
+    }
+
+    /// Free allocated clusters no entry owns and resynchronise differing FAT copies, if
+    /// those are the only problems (see the module docs). Writes nothing itself beyond
+    /// marking the volume dirty: the caller flushes. Also run by `flush` after a failed
+    /// write in this session, when the in-memory FAT may hold allocations that never
+    /// reached a directory entry.
+    pub(crate) fn repair_leaks(&mut self) -> Result<RepairReport> {
+        let mut rep = RepairReport::default();
+        self.dirs.clear();
         let check = self.check()?;
         let mut resync = false;
         for p in check.problems {
@@ -71,9 +84,7 @@ impl<S: Storage> FileSystem<S> {
             }
             rep.resynced_fats = true;
         }
-        self.was_dirty = false;
         rep.repaired = true;
-        self.flush()?;
         Ok(rep)
     }
 
