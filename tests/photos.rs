@@ -745,7 +745,6 @@ fn card_with_corrupted_recorded_copy() -> Option<(TempDir, Phone, PathBuf, Strin
 /// verify it)". In copy mode nothing reads it back, so the user is told a corrupt copy is
 /// safe and may wipe the phone.
 #[test]
-#[ignore = "bug (src/transfer/copy.rs copy_one): an existing same-size file is judged by the manifest's recorded hash, not read; copy mode then reports a corrupted copy as already_on_card with exit 0"]
 fn copy_rerun_over_a_corrupted_copy_does_not_claim_it_is_safe() {
     let Some((_tmp, phone, card, victim)) = card_with_corrupted_recorded_copy() else {
         return;
@@ -773,7 +772,6 @@ fn copy_rerun_over_a_corrupted_copy_does_not_claim_it_is_safe() {
 /// `--move` must finish the job (a fresh copy, e.g. under `name (1).ext`), not fail the
 /// same way forever.
 #[test]
-#[ignore = "bug (src/transfer/copy.rs copy_one + mod.rs verify_and_commit): a recorded copy that reads back corrupt keeps its manifest record, so every later --move trusts it again, fails the read-back and never copies the photo afresh"]
 fn move_over_a_corrupted_recorded_copy_completes_on_rerun() {
     let Some((_tmp, phone, card, victim)) = card_with_corrupted_recorded_copy() else {
         return;

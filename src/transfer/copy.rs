@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{hex, Manifest};
+use crate::manifest::hex;
 use crate::storage::{self, names, StorageError, Volume};
 
 use super::{Planned, Progress, TMP_DIR};
@@ -279,7 +279,6 @@ pub fn copy_one(
     phone: &mut dyn Volume,
     card: &mut dyn Volume,
     planned: &Planned,
-    manifest: &Manifest,
     run_id: &str,
     index: usize,
     progress: &mut dyn Progress,
@@ -319,14 +318,11 @@ pub fn copy_one(
                 s
             }
         };
-        let card_sha = match manifest.get(&cand).filter(|r| r.size == existing.size) {
-            Some(r) => r.sha256.clone(),
-            None => {
-                hash_on_card(card, &cand, &mut super::NoProgress)
-                    .map_err(card_error)?
-                    .0
-            }
-        };
+        // Always read the card's copy: a record in the manifest says what was verified
+        // once, not what the card holds now (it may have been damaged since).
+        let card_sha = hash_on_card(card, &cand, &mut super::NoProgress)
+            .map_err(card_error)?
+            .0;
         if card_sha == sha {
             return Ok(Copied {
                 destination: cand,

@@ -294,7 +294,6 @@ impl Session<'_> {
                 self.phone,
                 self.card,
                 planned,
-                self.manifest,
                 &self.options.run_id,
                 i,
                 progress,
