@@ -264,9 +264,18 @@ fn judge(
     if let Ok(r) = result {
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for f in r.files.iter().filter(|f| !f.removed) {
-            *reasons
-                .entry(f.reason.clone().unwrap_or_default())
-                .or_default() += 1;
+            // The reason without the file's path: one line per kind of reason.
+            let why = f.reason.clone().unwrap_or_default();
+            let key = match why.split_once(": DCIM/") {
+                Some((head, tail)) => {
+                    format!(
+                        "{head}: …{}",
+                        tail.split_once(": ").map(|t| t.1).unwrap_or("")
+                    )
+                }
+                None => why,
+            };
+            *reasons.entry(key).or_default() += 1;
         }
         for (why, n) in reasons {
             eprintln!("  kept {n}: {why}");
