@@ -8,22 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
+use common::oracle;
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("SDEXPORT_REQUIRE_ORACLES").as_deref() != Ok("1"),
-            "{tool} missing and SDEXPORT_REQUIRE_ORACLES=1"
-        );
-        println!("SKIPPED: {tool} missing");
-    }
-    found
-}
+mod common;
 
 fn sdexport(args: &[&str]) -> Output {
     let mut c = Command::cargo_bin("sdexport").unwrap();
@@ -132,7 +119,7 @@ fn problems(card: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn backup_then_verify_finds_exactly_the_damage_on_images() {
-    if !have("mkfs.fat") || !have("sfdisk") || !have("mcopy") || !have("fsck.fat") {
+    if !oracle(&["mkfs.fat", "sfdisk", "mcopy", "fsck.fat"]) {
         return;
     }
     for mbr in [false, true] {
@@ -239,7 +226,7 @@ fn backup_then_verify_finds_exactly_the_damage_on_images() {
 
 #[test]
 fn backup_to_a_directory_card_agrees_with_sha256sum() {
-    if !have("sha256sum") {
+    if !oracle(&["sha256sum"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();

@@ -10,23 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use assert_cmd::cargo::CommandCargoExt;
+use common::oracle;
 
-/// An oracle tool, or a skip line (a failure under `SDEXPORT_REQUIRE_ORACLES=1`).
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("SDEXPORT_REQUIRE_ORACLES").as_deref() != Ok("1"),
-            "{tool} missing and SDEXPORT_REQUIRE_ORACLES=1"
-        );
-        println!("SKIPPED: {tool} missing");
-    }
-    found
-}
+mod common;
 
 fn sdexport(args: &[&str]) -> Output {
     let mut c = Command::cargo_bin("sdexport").unwrap();
@@ -101,7 +87,7 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 
 #[test]
 fn images_we_format_pass_fsck_and_mtools_reads_them() {
-    if !have("fsck.fat") || !have("mdir") || !have("sfdisk") {
+    if !oracle(&["fsck.fat", "mdir", "sfdisk"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -151,7 +137,7 @@ fn images_we_format_pass_fsck_and_mtools_reads_them() {
 /// same names and sizes, `get` returns the same bytes.
 #[test]
 fn mkfs_images_with_mtools_files_are_listed_and_read_identically() {
-    if !have("mkfs.fat") || !have("mcopy") {
+    if !oracle(&["mkfs.fat", "mcopy"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -220,7 +206,7 @@ fn mkfs_images_with_mtools_files_are_listed_and_read_identically() {
 /// `info --json` says what is there.
 #[test]
 fn partitioned_cards_are_opened_at_their_fat_partition() {
-    if !have("sfdisk") || !have("sgdisk") || !have("mkfs.fat") || !have("mcopy") {
+    if !oracle(&["sfdisk", "sgdisk", "mkfs.fat", "mcopy"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -303,7 +289,7 @@ fn hostile_images_give_clear_errors() {
     exfat[510] = 0x55;
     exfat[511] = 0xAA;
     cases.push(("exfat", exfat, "exFAT"));
-    if have("mkfs.fat") {
+    if oracle(&["mkfs.fat"]) {
         let img = d.path().join("base.img");
         run("mkfs.fat", &["-F", "16", "-C", p(&img), "32768"]);
         let base = fs::read(&img).unwrap();
@@ -335,7 +321,7 @@ fn hostile_images_give_clear_errors() {
 /// A FAT whose root chain loops: an error, not a hang.
 #[test]
 fn a_looping_cluster_chain_is_an_error_not_a_hang() {
-    if !have("mkfs.fat") || !have("mmd") {
+    if !oracle(&["mkfs.fat", "mmd"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -362,7 +348,7 @@ fn a_looping_cluster_chain_is_an_error_not_a_hang() {
 /// The device path on a real block device: a loop device over an MBR card image.
 #[test]
 fn a_real_block_device_is_read_and_written() {
-    if !have("losetup") || !have("mkfs.fat") || !have("sfdisk") || !have("mcopy") {
+    if !oracle(&["losetup", "mkfs.fat", "sfdisk", "mcopy"]) {
         return;
     }
     let d = tempfile::tempdir().unwrap();
