@@ -516,7 +516,7 @@ fn fat_image_fault_campaign() {
 /// The FAT image, every invariant including those after the clean re-run (fsck clean,
 /// each photo once, nothing lost). Fails today: see docs/RELIABILITY.md, "Bugs found".
 #[test]
-#[ignore = "FAT engine bugs F1-F3 in docs/RELIABILITY.md: dirty bit and lost clusters left after the re-run, stale directory cache after a failed write, cross-linked clusters after a dropped FAT write (originals lost in the re-run)"]
+#[ignore = "bugs F2-F4 in docs/RELIABILITY.md: after a dropped FAT or directory write the next run cross-links clusters (originals lost in the re-run), duplicates directory entries, or stops on a corrupt chain"]
 fn fat_image_fault_campaign_rerun() {
     campaign(Card::Fat, true);
 }
