@@ -183,14 +183,10 @@ fn rerun_problems(
         Ok(c) => c,
         Err(e) => return vec![format!("{what}: clean re-open fails: {e}")],
     };
-    // As `open_card` does before writing: repair what an interrupted run left.
-    match card.repair_after_crash() {
-        Ok(rep) if !rep.remaining.is_empty() => problems.push(format!(
-            "{what}: the re-open finds damage an interrupted write cannot cause: {:?}",
-            rep.remaining
-        )),
-        Ok(_) => {}
-        Err(e) => return vec![format!("{what}: repair_after_crash fails: {e}")],
+    // As `open_card` does before writing: repair what an interrupted run left, and
+    // refuse a card whose file system is inconsistent.
+    if let Err(e) = card.prepare_for_writing() {
+        return vec![format!("{what}: the re-open refuses to write: {e}")];
     }
     let mut phone_v = DirVolume::open(phone).unwrap();
     let report = match run_photos(&mut phone_v, &mut card, &options(), &mut NoProgress) {

@@ -172,6 +172,58 @@ impl<M: Medium> FatVolume<M> {
     pub fn repair_after_crash(&mut self) -> Result<fat::RepairReport, fat::Error> {
         self.fs.repair_after_crash()
     }
+    /// Call before the first write (the binary does it when it opens a card for writing).
+    /// Repairs what an interrupted run left on a dirty volume, then makes sure the file
+    /// system is consistent: our allocator trusts the FAT, and writing onto a card whose
+    /// chains already run into free or foreign clusters could hand a new photo clusters an
+    /// old file still claims — a later removal of that file would then free the photo.
+    /// Such a card is refused with the problem named and the tool that repairs it. Returns
+    /// warnings for the user.
+    pub fn prepare_for_writing(&mut self) -> StorageResult<Vec<String>> {
+        use sdexport_fat::Problem;
+        let shown = self.name.clone();
+        let mut warnings = Vec::new();
+        let rep = self
+            .fs
+            .repair_after_crash()
+            .map_err(|e| map_err(&shown, e))?;
+        if rep.repaired {
+            warnings.push(format!(
+                "{shown} was not cleanly unmounted (an earlier write was interrupted); repaired: {} lost cluster(s) freed{}",
+                rep.freed_clusters,
+                if rep.resynced_fats { ", FAT copies resynchronised" } else { "" }
+            ));
+        }
+        let problems = if rep.was_dirty {
+            rep.remaining
+        } else {
+            let check = self.fs.check().map_err(|e| map_err(&shown, e))?;
+            // Lost clusters, a stale free count and differing FAT copies cannot make us
+            // give away a cluster a file owns: they are left as they are.
+            check
+                .problems
+                .into_iter()
+                .filter(|p| {
+                    !matches!(
+                        p,
+                        Problem::LostClusters { .. }
+                            | Problem::FreeCountWrong { .. }
+                            | Problem::FatCopiesDiffer
+                    )
+                })
+                .collect()
+        };
+        if let Some(first) = problems.first() {
+            return Err(StorageError::Corrupt {
+                path: shown,
+                what: format!(
+                    "{} problem(s), e.g. {first:?}. Nothing was written. Repair the card first with `fsck.fat -a` (Linux) or `chkdsk /f` (Windows), then run sdexport again; read-only commands (ls, get, verify) still work on it",
+                    problems.len()
+                ),
+            });
+        }
+        Ok(warnings)
+    }
     pub fn fs(&mut self) -> &mut FileSystem<M> {
         &mut self.fs
     }

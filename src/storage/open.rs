@@ -168,23 +168,7 @@ pub fn open_card(path: &Path, options: CardOptions) -> StorageResult<Card> {
     let fat_info = Some(vol.info());
     let mut vol = vol;
     if options.write {
-        let rep = vol
-            .repair_after_crash()
-            .map_err(|e| super::fat::map_err(&display(path), e))?;
-        if rep.repaired {
-            warnings.push(format!(
-                "{} was not cleanly unmounted (an earlier write was interrupted); repaired: {} lost cluster(s) freed{}",
-                path.display(),
-                rep.freed_clusters,
-                if rep.resynced_fats { ", FAT copies resynchronised" } else { "" }
-            ));
-        } else if !rep.remaining.is_empty() {
-            warnings.push(format!(
-                "{} has file-system errors an interrupted write cannot cause ({:?}); sdexport will not change them. Check the card with fsck.fat (Linux) or chkdsk (Windows)",
-                path.display(),
-                rep.remaining.first()
-            ));
-        }
+        warnings.extend(vol.prepare_for_writing()?);
     }
     Ok(Card {
         volume: Box::new(vol),

@@ -954,6 +954,21 @@ impl<S: Storage> FileSystem<S> {
         }
         // Walk the chain before touching anything: a corrupt chain aborts cleanly.
         let chain = self.fat.chain(p.cluster())?;
+        if !p.is_dir() {
+            // A file's chain must be exactly as long as its size needs. A longer one may
+            // run into clusters that another file was given after the FAT lost a write
+            // (the card acknowledged it and dropped it): freeing it would free that other
+            // file's data. Refuse, and leave the repair to a file-system check.
+            let cb = u64::from(self.geo.bytes_per_cluster);
+            let want = u64::from(p.size()).div_ceil(cb);
+            if chain.len() as u64 != want {
+                return Err(corrupt(format!(
+                    "{path}: its cluster chain has {} clusters for {} bytes (expected {want}); not freeing clusters that may belong to other files — check the card with fsck.fat or chkdsk",
+                    chain.len(),
+                    p.size()
+                )));
+            }
+        }
         self.delete_entry(loc)?;
         self.fat.free_chain(&chain);
         self.flush_fat()?;
