@@ -432,3 +432,89 @@ fn write_temp(
     sink.finish(item.modified).map_err(card_error)?;
     Ok((sha, len))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns at most `step` bytes a read, then fails with `fail_at` if set.
+    struct Dribble<'a> {
+        data: &'a [u8],
+        pos: usize,
+        step: usize,
+        fail_at: Option<usize>,
+    }
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.fail_at.is_some_and(|f| self.pos >= f) {
+                return Err(std::io::Error::other("injected"));
+            }
+            let n = buf.len().min(self.step).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    struct Count(u64);
+    impl Progress for Count {
+        fn advance(&mut self, b: u64) {
+            self.0 += b;
+        }
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 4099) as u8).collect()
+    }
+
+    #[test]
+    fn hash_reader_matches_one_shot_hash_at_chunk_boundaries() {
+        for len in [
+            0,
+            1,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            3 * CHUNK,
+            5 * CHUNK + 12345,
+        ] {
+            let d = data(len);
+            for step in [usize::MAX, 1_000_003] {
+                let mut r = Dribble {
+                    data: &d,
+                    pos: 0,
+                    step,
+                    fail_at: None,
+                };
+                let mut p = Count(0);
+                let (sha, n) = hash_reader(&mut r, &mut p).unwrap();
+                assert_eq!(n, len as u64);
+                assert_eq!(p.0, len as u64);
+                assert_eq!(sha, hex(&Sha256::digest(&d)), "len {len} step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn hash_reader_reports_a_read_error_in_any_chunk() {
+        let d = data(4 * CHUNK);
+        for fail_at in [0, CHUNK / 2, 2 * CHUNK + 7] {
+            let mut r = Dribble {
+                data: &d,
+                pos: 0,
+                step: usize::MAX,
+                fail_at: Some(fail_at),
+            };
+            assert!(hash_reader(&mut r, &mut Count(0)).is_err());
+        }
+        // The pool is still usable afterwards.
+        let mut r = Dribble {
+            data: &d,
+            pos: 0,
+            step: usize::MAX,
+            fail_at: None,
+        };
+        let (sha, _) = hash_reader(&mut r, &mut Count(0)).unwrap();
+        assert_eq!(sha, hex(&Sha256::digest(&d)));
+    }
+}
