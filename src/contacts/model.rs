@@ -147,7 +147,11 @@ impl Contact {
 /// The text without control characters (the writer drops them), trimmed: a name made only
 /// of controls is no name, or the FN written would be empty and read back differently.
 fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 pub fn derive_name(c: &Contact) -> Option<String> {

@@ -497,7 +497,9 @@ fn decode_property(raw: RawProp, v21: bool, file_utf8: bool) -> (Option<Property
             } else {
                 // Inline bytes on a property that cannot hold them (an N or a BDAY in base64):
                 // keep the bytes under an X- name rather than write a property readers reject.
-                notes.push(format!("{name}: base64 data on a text property; kept as X-{name}"));
+                notes.push(format!(
+                    "{name}: base64 data on a text property; kept as X-{name}"
+                ));
                 format!("X-{name}")
             };
             return (
