@@ -21,7 +21,7 @@ pub const MANIFEST_PATH: &str = ".sdexport/manifest.jsonl";
 pub const NEW_SUFFIX: &str = ".new";
 
 /// One file on the card, as recorded when its copy was verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Path on the card, relative to its root, `/`-separated.
     pub path: String,
@@ -205,17 +205,9 @@ pub fn load(card: &mut dyn Volume) -> StorageResult<Manifest> {
                 path,
                 size,
                 sha256,
-                kind: None,
-                captured: None,
-                captured_from: None,
-                source_path: None,
-                source_device: None,
-                original_name: None,
-                modified: None,
-                pair_id: None,
-                verified_at: None,
                 run_id: String::new(),
                 tool_version: String::new(),
+                ..Default::default()
             });
         }
     }
@@ -304,17 +296,9 @@ mod tests {
             path: path.into(),
             size: 1,
             sha256: sha.to_string().repeat(64),
-            kind: None,
-            captured: None,
-            captured_from: None,
-            source_path: None,
-            source_device: None,
-            original_name: None,
-            modified: None,
-            pair_id: None,
-            verified_at: None,
             run_id: "r".into(),
             tool_version: "t".into(),
+            ..Default::default()
         }
     }
 

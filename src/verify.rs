@@ -1100,17 +1100,9 @@ mod tests {
             path: "DCIM/b.jpg".into(),
             size: 3,
             sha256: sha(b"bbb"),
-            kind: None,
-            captured: None,
-            captured_from: None,
-            source_path: None,
-            source_device: None,
-            original_name: None,
-            modified: None,
-            pair_id: None,
-            verified_at: None,
             run_id: "r".into(),
             tool_version: "t".into(),
+            ..Default::default()
         });
         write(t.path(), MANIFEST_PATH, &man.to_jsonl());
         let m = load_manifest(&mut v, "card").unwrap();
@@ -1252,17 +1244,9 @@ mod tests {
                 path: p.into(),
                 size: 3,
                 sha256: sha(b),
-                kind: None,
-                captured: None,
-                captured_from: None,
-                source_path: None,
-                source_device: None,
-                original_name: None,
-                modified: None,
-                pair_id: None,
-                verified_at: None,
                 run_id: "r".into(),
                 tool_version: "t".into(),
+                ..Default::default()
             });
         }
         write(t.path(), MANIFEST_PATH, &man.to_jsonl());

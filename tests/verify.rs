@@ -179,16 +179,11 @@ fn record(path: &str, bytes: &[u8]) -> Record {
         size: bytes.len() as u64,
         sha256: sha(bytes),
         kind: Some("photo".into()),
-        captured: None,
-        captured_from: None,
         source_path: Some(path.into()),
         source_device: Some("test phone".into()),
-        original_name: None,
-        modified: None,
-        pair_id: None,
-        verified_at: None,
         run_id: "test-run".into(),
         tool_version: "test".into(),
+        ..Default::default()
     }
 }
 

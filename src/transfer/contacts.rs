@@ -118,16 +118,11 @@ pub fn write_contacts(
         size: bytes.len() as u64,
         sha256: sha,
         kind: Some("contacts".into()),
-        captured: None,
-        captured_from: None,
         source_path: Some(sources.join(", ")),
-        source_device: None,
-        original_name: None,
-        modified: None,
-        pair_id: None,
         verified_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         run_id: run_id.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        ..Default::default()
     });
     manifest::save(card, &m)?;
     Ok(report)
