@@ -233,6 +233,12 @@ pub struct PhotoOptions {
     /// Take every file, not only photos and videos
     #[arg(long)]
     pub all_files: bool,
+    /// With --move on long runs: read back and release originals every SIZE (at least 1G)
+    /// instead of only after the run's last write, so the phone gets space back as it goes.
+    /// A counterfeit card can then overwrite an already released batch with the same run's
+    /// later writes: run `sdexport probe` on a new card first (docs/SAFETY.md)
+    #[arg(long, value_parser = parse_batch, value_name = "size")]
+    pub batch: Option<u64>,
     /// Show what would be done; write and remove nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -333,6 +339,14 @@ pub struct VerifyArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_batch(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < 1 << 30 {
+        return Err("a batch must be at least 1G: a batch is read back only after more than any card's cache has been written after it".into());
+    }
+    Ok(n)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

@@ -78,6 +78,7 @@ pub fn options(o: &cli::PhotoOptions) -> PhotoOptions {
         include: o.include.clone(),
         all_files: o.all_files,
         dry_run: o.dry_run,
+        batch_bytes: o.batch.unwrap_or(u64::MAX),
         ..PhotoOptions::default()
     }
 }

@@ -6,7 +6,8 @@
 //!    4 GiB limit, names FAT cannot hold, clashes) before writing a byte;
 //! 3. copy each file under a temporary name in `.sdexport/tmp/`, hashing while writing,
 //!    checking that the source gave as many bytes as it claims, then rename into place;
-//! 4. in batches that are read back only after at least [`PhotoOptions::batch_bytes`] more
+//! 4. at the end of the run (or, opted in, in batches that are read back only after at least
+//!    [`PhotoOptions::batch_bytes`] more
 //!    has been written (or at the end of the run): sync, drop caches, read every copy back
 //!    from the card and compare its SHA-256 with the source's;
 //! 5. record verified files in the manifest (flushed and read back);
@@ -41,8 +42,9 @@ pub struct PhotoOptions {
     pub include: Vec<String>,
     pub all_files: bool,
     pub dry_run: bool,
-    /// A batch is read back only once this many bytes have been written after it
-    /// (default 1 GiB: more than any card's cache, see docs/SAFETY.md).
+    /// Opt-in batches: a batch is read back (and its originals released) only once this many
+    /// bytes have been written after it. Default `u64::MAX`: everything is read back after
+    /// the run's last write. The CLI refuses less than 1 GiB (more than any card's cache).
     pub batch_bytes: u64,
     pub run_id: String,
 }
@@ -55,7 +57,9 @@ impl Default for PhotoOptions {
             include: Vec::new(),
             all_files: false,
             dry_run: false,
-            batch_bytes: 1 << 30,
+            // By default nothing is released before the run's last write: a counterfeit card
+            // can overwrite an early batch with the same run's later writes (SAFETY.md).
+            batch_bytes: u64::MAX,
             run_id: new_run_id(),
         }
     }
