@@ -146,6 +146,12 @@ pub fn split_unescaped(s: &str, sep: char) -> Vec<String> {
 /// (`\C` stays `\C` in vobject, and our reader keeps it), and doubling it would make ez-vcard
 /// and vobject disagree about the name.
 pub fn escape_text(s: &str, bare_commas: bool) -> String {
+    escape_text_breaking(s, bare_commas, "\\n")
+}
+
+/// [`escape_text`], writing each line break (CRLF, CR or LF in `s`) as `line_break`: `\n`
+/// for 3.0/4.0, a real CRLF for 2.1 (where quoted-printable carries it).
+pub fn escape_text_breaking(s: &str, bare_commas: bool, line_break: &str) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     // Controls go first, so that the escaping sees the characters that will really be written
     // next to each other (and reading the output back gives the same text).
@@ -167,9 +173,9 @@ pub fn escape_text(s: &str, bare_commas: bool) -> String {
                 if chars.peek() == Some(&'\n') {
                     chars.next();
                 }
-                out.push_str("\\n");
+                out.push_str(line_break);
             }
-            '\n' => out.push_str("\\n"),
+            '\n' => out.push_str(line_break),
             c if is_bad_control(c) => {}
             c => out.push(c),
         }

@@ -8,9 +8,7 @@
 //! gives the same bytes.
 
 use super::model::{derive_name, Contact, Param, Property, Value, VcardVersion};
-use super::text::{
-    drop_controls, escape_raw_newlines, escape_text, is_bad_control, lone_backslash_ok,
-};
+use super::text::{escape_raw_newlines, escape_text, escape_text_breaking, is_bad_control};
 use base64::Engine;
 
 const MAX_LINE: usize = 75;
@@ -524,27 +522,7 @@ fn value_text(v: &Value, name: &str, v21: bool) -> String {
 
 /// 2.1 escaping: like 3.0, but line breaks stay real (quoted-printable carries them).
 fn escape_text_21(s: &str, bare_commas: bool) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    let s = drop_controls(s).replace("\r\n", "\n").replace('\r', "\n");
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if lone_backslash_ok(chars.peek().copied()) {
-                    out.push('\\')
-                } else {
-                    out.push_str("\\\\")
-                }
-            }
-            ',' if bare_commas => out.push(','),
-            ',' => out.push_str("\\,"),
-            ';' => out.push_str("\\;"),
-            '\n' => out.push_str("\r\n"),
-            c if is_bad_control(c) => {}
-            c => out.push(c),
-        }
-    }
-    out
+    escape_text_breaking(s, bare_commas, "\r\n")
 }
 
 /// Write one content line, folded at 75 octets without splitting a UTF-8 sequence: the first
