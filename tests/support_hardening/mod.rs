@@ -71,33 +71,11 @@ pub fn sample_indices(n: u64, max: u64) -> Vec<u64> {
 
 // ---------------------------------------------------------------- oracle tools
 
-pub fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null 2>&1"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-pub fn oracles_required() -> bool {
-    std::env::var("SDEXPORT_REQUIRE_ORACLES").is_ok_and(|v| v == "1")
-}
-
-/// `true` when every tool is present; else prints `SKIPPED: <tool> missing` (or panics when
-/// `SDEXPORT_REQUIRE_ORACLES=1`).
-pub fn oracle(tools: &[&str]) -> bool {
-    for t in tools {
-        if !have(t) {
-            if oracles_required() {
-                panic!("{t} missing and SDEXPORT_REQUIRE_ORACLES=1");
-            }
-            println!("SKIPPED: {t} missing");
-            return false;
-        }
-    }
-    true
-}
+// The oracle helpers are the shared ones of tests/common.
+#[path = "../common/mod.rs"]
+mod common;
+#[allow(unused_imports)] // each test binary uses a subset
+pub use common::{have, oracle};
 
 /// A scratch directory on tmpfs when there is one (many runs, many syncs).
 pub fn scratch(tag: &str) -> tempfile::TempDir {
