@@ -5,48 +5,11 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt;
-use common::oracle;
+use common::{oracle, p, sdexport, text, tool};
 
 mod common;
-
-fn sdexport(args: &[&str]) -> Output {
-    let mut c = Command::cargo_bin("sdexport").unwrap();
-    c.env("TZ", "UTC")
-        .env("NO_COLOR", "1")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("--no-progress")
-        .args(args);
-    c.output().unwrap()
-}
-
-fn tool(cmd: &str, args: &[&str]) -> Output {
-    let o = Command::new(cmd)
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn sample_phone() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/phone")

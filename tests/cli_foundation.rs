@@ -9,42 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use assert_cmd::cargo::CommandCargoExt;
-use common::oracle;
+use common::{oracle, p, sdexport, text, tool};
 
 mod common;
-
-fn sdexport(args: &[&str]) -> Output {
-    let mut c = Command::cargo_bin("sdexport").unwrap();
-    c.env("TZ", "UTC")
-        .env("NO_COLOR", "1")
-        .arg("--no-progress")
-        .args(args);
-    c.output().unwrap()
-}
-
-fn run(cmd: &str, args: &[&str]) -> Output {
-    let o = Command::new(cmd)
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .env("TZ", "UTC")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn fsck_clean(img: &Path) {
     let o = Command::new("fsck.fat")
@@ -64,10 +31,6 @@ fn assert_no_panic(o: &Output) {
     let t = text(o);
     assert!(!t.contains("panicked"), "panic: {t}");
     assert_ne!(o.status.code(), Some(101), "panic exit code: {t}");
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// Random-looking but reproducible bytes.
@@ -102,13 +65,13 @@ fn images_we_format_pass_fsck_and_mtools_reads_them() {
         let o = sdexport(&a);
         assert!(o.status.success(), "{}", text(&o));
         fsck_clean(&img);
-        run("mdir", &["-i", p(&img), "::/"]);
+        tool("mdir", &["-i", p(&img), "::/"]);
     }
     // --mbr: a partition at 4 MiB, type 0x0C, and the volume inside is clean.
     let img = d.path().join("mbr.img");
     let o = sdexport(&["format", p(&img), "--size", "256M", "--mbr"]);
     assert!(o.status.success(), "{}", text(&o));
-    let dump = String::from_utf8(run("sfdisk", &["-d", p(&img)]).stdout).unwrap();
+    let dump = String::from_utf8(tool("sfdisk", &["-d", p(&img)]).stdout).unwrap();
     assert!(
         dump.contains("start=        8192") || dump.contains("start=8192"),
         "{dump}"
@@ -118,7 +81,7 @@ fn images_we_format_pass_fsck_and_mtools_reads_them() {
     let all = fs::read(&img).unwrap();
     fs::write(&part, &all[4 << 20..]).unwrap();
     fsck_clean(&part);
-    run("mdir", &["-i", &format!("{}@@4M", p(&img)), "::/"]);
+    tool("mdir", &["-i", &format!("{}@@4M", p(&img)), "::/"]);
     // An existing file is refused without --force, and says what would be erased.
     let o = sdexport(&["format", p(&img), "--size", "64M"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -149,12 +112,12 @@ fn mkfs_images_with_mtools_files_are_listed_and_read_identically() {
     ];
     for (fat, sectors) in [("12", "8192"), ("16", "65536"), ("32", "270000")] {
         let img = d.path().join(format!("m{fat}.img"));
-        run("mkfs.fat", &["-F", fat, "-C", p(&img), sectors]);
-        run("mmd", &["-i", p(&img), "::/DCIM", "::/DCIM/Camera"]);
+        tool("mkfs.fat", &["-F", fat, "-C", p(&img), sectors]);
+        tool("mmd", &["-i", p(&img), "::/DCIM", "::/DCIM/Camera"]);
         for (name, data) in &payloads {
             let local = d.path().join("payload");
             fs::write(&local, data).unwrap();
-            run(
+            tool(
                 "mcopy",
                 &["-i", p(&img), p(&local), &format!("::/DCIM/Camera/{name}")],
             );
@@ -228,17 +191,17 @@ fn partitioned_cards_are_opened_at_their_fat_partition() {
         .write_all(b"start=8192, type=c\n")
         .unwrap();
     assert!(c.wait().unwrap().success());
-    run("mkfs.fat", &["-F", "32", "--offset", "8192", p(&mbr)]);
-    run(
+    tool("mkfs.fat", &["-F", "32", "--offset", "8192", p(&mbr)]);
+    tool(
         "mcopy",
         &["-i", &format!("{}@@4M", p(&mbr)), p(&photo), "::/X.JPG"],
     );
 
     let gpt = d.path().join("gpt.img");
     fs::File::create(&gpt).unwrap().set_len(128 << 20).unwrap();
-    run("sgdisk", &["-n", "1:2048:0", "-t", "1:0700", p(&gpt)]);
-    run("mkfs.fat", &["-F", "32", "--offset", "2048", p(&gpt)]);
-    run(
+    tool("sgdisk", &["-n", "1:2048:0", "-t", "1:0700", p(&gpt)]);
+    tool("mkfs.fat", &["-F", "32", "--offset", "2048", p(&gpt)]);
+    tool(
         "mcopy",
         &["-i", &format!("{}@@1M", p(&gpt)), p(&photo), "::/X.JPG"],
     );
@@ -264,7 +227,7 @@ fn partitioned_cards_are_opened_at_their_fat_partition() {
     // A GPT disk whose only partition is not FAT says so.
     let linux = d.path().join("linux.img");
     fs::File::create(&linux).unwrap().set_len(16 << 20).unwrap();
-    run("sgdisk", &["-n", "1:2048:0", "-t", "1:8300", p(&linux)]);
+    tool("sgdisk", &["-n", "1:2048:0", "-t", "1:8300", p(&linux)]);
     let o = sdexport(&["info", p(&linux)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -291,7 +254,7 @@ fn hostile_images_give_clear_errors() {
     cases.push(("exfat", exfat, "exFAT"));
     if oracle(&["mkfs.fat"]) {
         let img = d.path().join("base.img");
-        run("mkfs.fat", &["-F", "16", "-C", p(&img), "32768"]);
+        tool("mkfs.fat", &["-F", "16", "-C", p(&img), "32768"]);
         let base = fs::read(&img).unwrap();
         let mut geometry = base.clone();
         geometry[11..15].copy_from_slice(&[0xFF; 4]);
@@ -326,7 +289,7 @@ fn a_looping_cluster_chain_is_an_error_not_a_hang() {
     }
     let d = tempfile::tempdir().unwrap();
     let img = d.path().join("loop.img");
-    run("mkfs.fat", &["-F", "32", "-C", p(&img), "270000"]);
+    tool("mkfs.fat", &["-F", "32", "-C", p(&img), "270000"]);
     let mut data = fs::read(&img).unwrap();
     let reserved = u16::from_le_bytes([data[14], data[15]]) as usize;
     let fat = reserved * 512;
@@ -392,7 +355,7 @@ fn a_real_block_device_is_read_and_written() {
     assert!(text(&o).contains("IMG_0001.JPG"), "{}", text(&o));
     drop(_guard);
     // What we wrote through the device is what another implementation reads.
-    let got = run(
+    let got = tool(
         "mtype",
         &[
             "-i",

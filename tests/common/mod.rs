@@ -635,3 +635,47 @@ pub fn write_image(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     fs::write(&p, bytes).unwrap();
     p
 }
+
+// ---------------------------------------------------------------- the binary and its output
+
+/// Run the sdexport binary with a pinned environment (UTC, no colour, no progress), from the
+/// project root so that `testdata/…` paths work.
+pub fn sdexport(args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sdexport"));
+    c.env("TZ", "UTC")
+        .env("NO_COLOR", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("--no-progress")
+        .args(args);
+    c.output().unwrap()
+}
+
+/// Run an oracle tool that must succeed (mtools told not to second-guess geometry).
+pub fn tool(cmd: &str, args: &[&str]) -> Output {
+    let o = Command::new(cmd)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("TZ", "UTC")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// stdout and stderr together, for messages and assertions on wording.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A path as the `&str` argument a command line takes.
+pub fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
