@@ -10,7 +10,8 @@ use sdexport::transfer::{self, Status as FileStatus};
 
 use crate::cli::BackupArgs;
 use crate::commands::contacts::print_report as print_contacts;
-use crate::commands::photos::{open_phone, open_target, options, print_report, Bar};
+use crate::commands::open;
+use crate::commands::photos::{options, print_report, Bar};
 use crate::output::{Output, Status};
 
 #[derive(serde::Serialize)]
@@ -48,8 +49,14 @@ pub fn run(a: BackupArgs, out: &Output) -> Result<Status> {
             crate::output::human_bytes(r.total_bytes)
         ));
     }
-    let mut phone = open_phone(&a.phone, opts.move_files && !opts.dry_run, out)?;
-    let mut card = open_target(&a.to, a.partition, !opts.dry_run, out)?;
+    let mut phone = open(
+        &a.phone,
+        None,
+        opts.move_files && !opts.dry_run,
+        "phone",
+        out,
+    )?;
+    let mut card = open(&a.to, a.partition, !opts.dry_run, "card", out)?;
 
     // Contacts first: small, and a full card should not cost the address book.
     let mut inputs = Vec::new();

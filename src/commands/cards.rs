@@ -6,26 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use sdexport::format::fat_type_name;
-use sdexport::storage::open::{open_card, Card, CardOptions, Details};
+use sdexport::storage::open::Details;
 use sdexport::storage::{self, Entry};
 
+use super::open;
 use crate::cli::{GetArgs, InfoArgs, LsArgs};
 use crate::output::{human_bytes, Output, Status};
-
-pub fn open_read(path: &Path, partition: Option<u32>, out: &Output) -> Result<Card> {
-    let card = open_card(
-        path,
-        CardOptions {
-            partition,
-            write: false,
-        },
-    )
-    .with_context(|| format!("cannot open {}", path.display()))?;
-    for w in &card.warnings {
-        out.warn(w);
-    }
-    Ok(card)
-}
 
 #[derive(serde::Serialize)]
 struct InfoJson<'a> {
@@ -42,7 +28,7 @@ struct InfoJson<'a> {
 }
 
 pub fn info(a: InfoArgs, out: &Output) -> Result<Status> {
-    let mut card = open_read(&a.card, a.partition.partition, out)?;
+    let mut card = open(&a.card, a.partition.partition, false, "card", out)?;
     let space = card.volume.space()?;
     let fat = card.fat_info().cloned();
     let j = InfoJson {
@@ -150,7 +136,7 @@ fn fmt_time(e: &Entry) -> Option<String> {
 }
 
 pub fn ls(a: LsArgs, out: &Output) -> Result<Status> {
-    let mut card = open_read(&a.card, a.partition.partition, out)?;
+    let mut card = open(&a.card, a.partition.partition, false, "card", out)?;
     let v = card.volume.as_mut();
     let dir = a.path.trim_matches('/').to_string();
     let entries = match v.stat(&dir)? {
@@ -204,7 +190,7 @@ pub fn ls(a: LsArgs, out: &Output) -> Result<Status> {
 }
 
 pub fn get(a: GetArgs, out: &Output) -> Result<Status> {
-    let mut card = open_read(&a.card, a.partition.partition, out)?;
+    let mut card = open(&a.card, a.partition.partition, false, "card", out)?;
     let v = card.volume.as_mut();
     let src = a.path.trim_matches('/').to_string();
     let Some(entry) = v.stat(&src)? else {

@@ -9,7 +9,7 @@ use sdexport::transfer::contacts::{find_exports, write_contacts, ContactsReport,
 use sdexport::transfer::new_run_id;
 
 use crate::cli::ContactsArgs;
-use crate::commands::photos::open_target;
+use crate::commands::open;
 use crate::output::{escape, Output, Status};
 
 /// Read the exports named on the command line: files as they are, folders, images and
@@ -24,7 +24,7 @@ pub fn gather(sources: &[impl AsRef<Path>], out: &Output) -> Result<Vec<(String,
             inputs.push((s.display().to_string(), bytes));
             continue;
         }
-        let mut vol = crate::commands::photos::open_phone(s, false, out)?;
+        let mut vol = open(s, None, false, "source", out)?;
         let found = find_exports(vol.volume.as_mut(), false)?;
         if found.is_empty() {
             out.warn(&format!(
@@ -53,7 +53,7 @@ pub fn run(a: ContactsArgs, out: &Output) -> Result<Status> {
     if inputs.is_empty() {
         bail!("no contact exports to read: give .vcf or .csv files, or a folder holding them");
     }
-    let mut card = open_target(&a.to, a.partition, !a.dry_run, out)?;
+    let mut card = open(&a.to, a.partition, !a.dry_run, "card", out)?;
     let opts = ExportOptions {
         version,
         merge: !a.no_merge,

@@ -15,6 +15,27 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command};
 use crate::output::{Output, Status};
 
+/// Open a card, phone or source (`role` names it in the error), printing the warnings opening
+/// found (a mounted device read raw, a repaired card, …).
+pub fn open(
+    path: &std::path::Path,
+    partition: Option<u32>,
+    write: bool,
+    role: &str,
+    out: &Output,
+) -> Result<sdexport::storage::open::Card> {
+    use anyhow::Context;
+    let card = sdexport::storage::open::open_card(
+        path,
+        sdexport::storage::open::CardOptions { partition, write },
+    )
+    .with_context(|| format!("cannot open the {role} {}", path.display()))?;
+    for w in &card.warnings {
+        out.warn(w);
+    }
+    Ok(card)
+}
+
 pub fn run(cli: Cli, out: &Output) -> Result<Status> {
     match cli.command {
         Command::Format(a) => format::run(a, out),

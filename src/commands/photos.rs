@@ -1,10 +1,7 @@
 //! `sdexport photos`: the verified copy or move of DCIM.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
-use sdexport::storage::open::{open_card, Card, CardOptions};
 use sdexport::transfer::{self, PhotoOptions, PhotosReport, Progress, Status as FileStatus};
 
 use crate::cli::{self, PhotosArgs};
@@ -44,30 +41,6 @@ impl Drop for Bar<'_> {
     }
 }
 
-pub fn open_phone(path: &Path, write: bool, out: &Output) -> Result<Card> {
-    let card = open_card(
-        path,
-        CardOptions {
-            partition: None,
-            write,
-        },
-    )
-    .with_context(|| format!("cannot open the phone {}", path.display()))?;
-    for w in &card.warnings {
-        out.warn(w);
-    }
-    Ok(card)
-}
-
-pub fn open_target(path: &Path, partition: Option<u32>, write: bool, out: &Output) -> Result<Card> {
-    let card = open_card(path, CardOptions { partition, write })
-        .with_context(|| format!("cannot open the card {}", path.display()))?;
-    for w in &card.warnings {
-        out.warn(w);
-    }
-    Ok(card)
-}
-
 pub fn options(o: &cli::PhotoOptions) -> PhotoOptions {
     PhotoOptions {
         move_files: o.move_files,
@@ -85,8 +58,14 @@ pub fn options(o: &cli::PhotoOptions) -> PhotoOptions {
 
 pub fn run(a: PhotosArgs, out: &Output) -> Result<Status> {
     let opts = options(&a.options);
-    let mut phone = open_phone(&a.phone, opts.move_files && !opts.dry_run, out)?;
-    let mut card = open_target(&a.to, a.partition, !opts.dry_run, out)?;
+    let mut phone = super::open(
+        &a.phone,
+        None,
+        opts.move_files && !opts.dry_run,
+        "phone",
+        out,
+    )?;
+    let mut card = super::open(&a.to, a.partition, !opts.dry_run, "card", out)?;
     let mut bar = Bar::new(out);
     let report = transfer::run_photos(phone.volume.as_mut(), card.volume.as_mut(), &opts, &mut bar)
         .with_context(|| format!("photos from {} to {}", a.phone.display(), a.to.display()))?;

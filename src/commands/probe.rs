@@ -4,11 +4,11 @@ use anyhow::{Context, Result};
 use sdexport::probe::probe;
 
 use crate::cli::ProbeArgs;
-use crate::commands::photos::open_target;
+use crate::commands::open;
 use crate::output::{human_bytes, Output, Status};
 
 pub fn run(a: ProbeArgs, out: &Output) -> Result<Status> {
-    let mut card = open_target(&a.card, a.partition.partition, true, out)?;
+    let mut card = open(&a.card, a.partition.partition, true, "card", out)?;
     let free = card.volume.space()?.free_bytes;
     let total = a.max.map_or(free, |m| m.min(free));
     let bar = out.bytes_bar(total.saturating_mul(2), "probe");

@@ -8,7 +8,7 @@ use anyhow::Result;
 use sdexport::manifest;
 use sdexport::verify::{self, FileCheck, Status as FileStatus, VerifyReport};
 
-use super::cards::open_read;
+use super::open;
 use crate::cli::VerifyArgs;
 use crate::output::{escape, human_bytes, Output, Status};
 
@@ -35,7 +35,7 @@ pub fn run(a: VerifyArgs, out: &Output) -> Result<Status> {
 
 fn run_inner(a: &VerifyArgs, out: &Output) -> Result<Status> {
     let card_name = a.card.display().to_string();
-    let mut card = open_read(&a.card, a.partition.partition, out)?;
+    let mut card = open(&a.card, a.partition.partition, false, "card", out)?;
     let vol = card.volume.as_mut();
     let manifest = match verify::load_manifest(vol, &card_name) {
         Ok(m) => m,
