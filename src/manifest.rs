@@ -228,29 +228,41 @@ fn read_text(card: &mut dyn Volume, path: &str) -> StorageResult<Option<String>>
 /// Write `bytes` to `path` on the card through the crash-safe replacement protocol above,
 /// with read-back verification of the new content.
 pub fn replace_file(card: &mut dyn Volume, path: &str, bytes: &[u8]) -> StorageResult<()> {
+    let new = format!("{path}{NEW_SUFFIX}");
+    write_verified(card, &new, bytes)?;
+    if card.stat(path)?.is_some() {
+        card.remove_file(path)?;
+    }
+    card.rename_new(&new, path)?;
+    card.sync()
+}
+
+/// Write `bytes` as a new file at `path` (a stale file of ours there is removed first), flush,
+/// drop caches, read it back from the card and compare hashes. On a mismatch the file is
+/// removed and an error says the card may be failing or counterfeit.
+pub fn write_verified(card: &mut dyn Volume, path: &str, bytes: &[u8]) -> StorageResult<()> {
     let parent = crate::storage::parent(path);
     if !parent.is_empty() {
         card.create_dir_all(parent)?;
     }
-    let new = format!("{path}{NEW_SUFFIX}");
-    if card.stat(&new)?.is_some() {
-        card.remove_file(&new)?;
+    if card.stat(path)?.is_some() {
+        card.remove_file(path)?;
     }
     {
-        let mut sink = card.create_new(&new)?;
+        let mut sink = card.create_new(path)?;
         sink.write_all(bytes)
-            .map_err(|e| StorageError::io(&new, e))?;
+            .map_err(|e| StorageError::io(path, e))?;
         sink.finish(None)?;
     }
     card.sync()?;
     card.drop_caches()?;
     let want = hex(&Sha256::digest(bytes));
     let got = {
-        let mut r = card.open_read(&new)?;
+        let mut r = card.open_read(path)?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            let n = r.read(&mut buf).map_err(|e| StorageError::io(&new, e))?;
+            let n = r.read(&mut buf).map_err(|e| StorageError::io(path, e))?;
             if n == 0 {
                 break;
             }
@@ -259,16 +271,12 @@ pub fn replace_file(card: &mut dyn Volume, path: &str, bytes: &[u8]) -> StorageR
         hex(&h.finalize())
     };
     if got != want {
-        let _ = card.remove_file(&new);
+        let _ = card.remove_file(path);
         return Err(StorageError::Other(format!(
             "{path}: the card returned different bytes than were written (read-back check failed); the card may be failing or counterfeit"
         )));
     }
-    if card.stat(path)?.is_some() {
-        card.remove_file(path)?;
-    }
-    card.rename_new(&new, path)?;
-    card.sync()
+    Ok(())
 }
 
 /// Write both manifest files.

@@ -1,7 +1,7 @@
 //! Putting the contacts file on the card: never over a different file, read back, recorded
 //! in the manifest like the photos.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
@@ -128,44 +128,26 @@ pub fn write_contacts(
     Ok(report)
 }
 
-/// Write a new file: temp name, rename into place (never replacing), flush, drop caches,
-/// read back and compare. On a mismatch the file is removed and an error returned.
+/// Write a new file: written and read back under a temporary name, then renamed into place
+/// (never replacing). On a mismatch nothing appears under `path` and an error is returned.
 pub fn write_new_verified(
     card: &mut dyn Volume,
     path: &str,
     bytes: &[u8],
     run_id: &str,
 ) -> Result<(), StorageError> {
+    // Verified under a temporary name, so the final name only ever holds checked bytes.
+    let tmp = format!("{TMP_DIR}/{run_id}-single");
+    manifest::write_verified(card, &tmp, bytes)?;
     let parent = storage::parent(path);
     if !parent.is_empty() {
         card.create_dir_all(parent)?;
     }
-    card.create_dir_all(TMP_DIR)?;
-    let tmp = format!("{TMP_DIR}/{run_id}-single");
-    if card.stat(&tmp)?.is_some() {
-        card.remove_file(&tmp)?;
+    if let Err(e) = card.rename_new(&tmp, path) {
+        let _ = card.remove_file(&tmp);
+        return Err(e);
     }
-    {
-        let mut sink = card.create_new(&tmp)?;
-        sink.write_all(bytes)
-            .map_err(|e| StorageError::io(&tmp, e))?;
-        sink.finish(None)?;
-    }
-    card.rename_new(&tmp, path)?;
-    card.sync()?;
-    card.drop_caches()?;
-    let mut r = card.open_read(path)?;
-    let mut back = Vec::with_capacity(bytes.len());
-    r.read_to_end(&mut back)
-        .map_err(|e| StorageError::io(path, e))?;
-    drop(r);
-    if back != bytes {
-        let _ = card.remove_file(path);
-        return Err(StorageError::Other(format!(
-            "{path}: the card returned different bytes than were written; the card may be failing or counterfeit"
-        )));
-    }
-    Ok(())
+    card.sync()
 }
 
 /// Find contact exports: a file is taken as is; a folder or volume is searched (top level,
