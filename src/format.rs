@@ -180,6 +180,22 @@ pub fn format_card(path: &Path, req: &FormatRequest) -> Result<FormatReport> {
     })
 }
 
+/// Sizes for people: `512 B`, `1.5 GiB` (binary units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// Parse sizes like `256M`, `2G`, `1048576`, `1.5G` (binary units).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();

@@ -40,21 +40,6 @@ pub enum PlanError {
     },
 }
 
-fn human(n: u64) -> String {
-    let mut v = n as f64;
-    for unit in ["B", "KiB", "MiB", "GiB", "TiB"] {
-        if v < 1024.0 || unit == "TiB" {
-            return if unit == "B" {
-                format!("{n} B")
-            } else {
-                format!("{v:.1} {unit}")
-            };
-        }
-        v /= 1024.0;
-    }
-    format!("{n} B")
-}
-
 /// Make every component of `path` a name the card can hold.
 fn card_path(path: &str, fat_names: bool) -> String {
     if !fat_names {
@@ -132,7 +117,7 @@ pub fn plan(
                 report.status = Status::Failed;
                 report.reason = Some(format!(
                     "{} is 4 GiB or larger: a FAT32 card cannot hold a file this big, so it stays on the phone (copy it to an exFAT or NTFS disk instead)",
-                    human(item.size)
+                    crate::format::human_bytes(item.size)
                 ));
             }
         }
@@ -174,7 +159,7 @@ pub fn plan(
             needed: bytes_needed,
             free: space.free_bytes,
             missing,
-            missing_h: human(missing),
+            missing_h: crate::format::human_bytes(missing),
         }
         .into());
     }
