@@ -522,7 +522,7 @@ impl Session<'_> {
                 }
                 let item = &self.items[m].item;
                 match self.phone.stat(&item.path) {
-                    Ok(Some(e)) if e.size == item.size && same_time(e.modified, item.modified) => {
+                    Ok(Some(e)) if e.size == item.size && e.modified == item.modified => {
                         match self.phone.remove_file(&item.path) {
                             Ok(()) => {
                                 self.report.files[m].removed = true;
@@ -551,10 +551,6 @@ impl Session<'_> {
         }
         Ok(())
     }
-}
-
-fn same_time(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
-    a == b
 }
 
 fn rfc3339(t: SystemTime) -> String {
