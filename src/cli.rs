@@ -239,6 +239,11 @@ pub struct PhotoOptions {
     /// later writes: run `sdexport probe` on a new card first (docs/SAFETY.md)
     #[arg(long, value_parser = parse_batch, value_name = "size")]
     pub batch: Option<u64>,
+    /// With --move: before the last copies are read back, write and delete this much filler
+    /// so they are read from the card's flash, not from a write cache that a failing card
+    /// may lose when pulled (docs/SAFETY.md). 0 turns it off
+    #[arg(long, value_parser = parse_size, value_name = "size", default_value = "64M")]
+    pub card_cache: u64,
     /// Show what would be done; write and remove nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -52,6 +52,7 @@ pub fn options(o: &cli::PhotoOptions) -> PhotoOptions {
         all_files: o.all_files,
         dry_run: o.dry_run,
         batch_bytes: o.batch.unwrap_or(u64::MAX),
+        cache_bytes: o.card_cache,
         ..PhotoOptions::default()
     }
 }

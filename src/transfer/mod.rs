@@ -14,6 +14,7 @@
 //! 6. only with `--move`, remove originals whose copy verified — whole pairs only, and only
 //!    if the original still has the size and modified time it had when it was copied.
 
+mod cache_flush;
 pub mod contacts;
 mod copy;
 mod plan;
@@ -46,6 +47,10 @@ pub struct PhotoOptions {
     /// bytes have been written after it. Default `u64::MAX`: everything is read back after
     /// the run's last write. The CLI refuses less than 1 GiB (more than any card's cache).
     pub batch_bytes: u64,
+    /// With `move_files`, this many bytes of filler are written, flushed and deleted before
+    /// the last read-back, so that no copy is read back from a card's volatile write cache
+    /// (see [`cache_flush`]). 0 turns it off.
+    pub cache_bytes: u64,
     pub run_id: String,
 }
 
@@ -60,6 +65,7 @@ impl Default for PhotoOptions {
             // By default nothing is released before the run's last write: a counterfeit card
             // can overwrite an early batch with the same run's later writes (SAFETY.md).
             batch_bytes: u64::MAX,
+            cache_bytes: cache_flush::DEFAULT_CACHE_BYTES,
             run_id: new_run_id(),
         }
     }
@@ -345,12 +351,12 @@ impl Session<'_> {
                     break;
                 }
                 let (batch, _) = closed.pop_front().unwrap_or_default();
-                self.verify_and_commit(&batch, progress)?;
+                self.verify_and_commit(&batch, false, progress)?;
             }
         }
         let mut rest: Vec<usize> = closed.into_iter().flat_map(|(b, _)| b).collect();
         rest.extend(current);
-        self.verify_and_commit(&rest, progress)?;
+        self.verify_and_commit(&rest, true, progress)?;
         self.remove_pending(true)?;
         if self.report.read_back_mismatches > 0 {
             self.report.warnings.push(format!(
@@ -376,10 +382,12 @@ impl Session<'_> {
     }
 
     /// Read back every copy of `batch` from the card, record the good ones in the manifest,
-    /// and release originals whose whole pair is verified.
+    /// and release originals whose whole pair is verified. The `last` batch of a move is
+    /// first pushed out of the card's write cache: no later writes of the run do it.
     fn verify_and_commit(
         &mut self,
         batch: &[usize],
+        last: bool,
         progress: &mut dyn Progress,
     ) -> Result<(), TransferError> {
         let needs_read_back: Vec<usize> = batch
@@ -404,6 +412,21 @@ impl Session<'_> {
                 self.fail(i, format!("the card failed to flush: {e}"));
             }
             return Ok(());
+        }
+        if last
+            && self.options.move_files
+            && self.options.cache_bytes > 0
+            && !needs_read_back.is_empty()
+        {
+            // Mid-run batches were followed by `batch_bytes` of later writes already.
+            if let Err(e) =
+                cache_flush::push_out(self.card, &self.options.run_id, self.options.cache_bytes)
+            {
+                for &i in &needs_read_back {
+                    self.fail(i, format!("the card failed while its write cache was being flushed: {e} (the original was kept)"));
+                }
+                return Ok(());
+            }
         }
         self.card.drop_caches()?;
         let total: u64 = needs_read_back
