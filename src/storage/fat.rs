@@ -181,52 +181,65 @@ impl<M: Medium> FatVolume<M> {
         self.fs.repair_after_crash()
     }
     /// Call before the first write (the binary does it when it opens a card for writing).
-    /// Repairs what an interrupted run left on a dirty volume, then makes sure the file
-    /// system is consistent: our allocator trusts the FAT, and writing onto a card whose
-    /// chains already run into free or foreign clusters could hand a new photo clusters an
-    /// old file still claims — a later removal of that file would then free the photo.
-    /// Such a card is refused with the problem named and the tool that repairs it. Returns
-    /// warnings for the user.
-    pub fn prepare_for_writing(&mut self) -> StorageResult<Vec<String>> {
-        use sdexport_fat::Problem;
+    /// Repairs what an interrupted run or a write the card dropped left — lost clusters,
+    /// differing FAT copies, a stale free count, and damaged entries that `disposable`
+    /// accepts (our temporary files: see [`crate::transfer::is_disposable`]) — then makes sure
+    /// the file system is consistent: our allocator trusts the FAT, and writing onto a card
+    /// whose chains already run into free or foreign clusters could hand a new photo
+    /// clusters an old file still claims — a later removal of that file would then free the
+    /// photo. Such a card is refused with the problem named and the tool that repairs it.
+    /// Returns warnings for the user.
+    pub fn prepare_for_writing(
+        &mut self,
+        disposable: &dyn Fn(&str) -> bool,
+    ) -> StorageResult<Vec<String>> {
         let shown = self.name.clone();
         let mut warnings = Vec::new();
         let rep = self
             .fs
-            .repair_after_crash()
+            .repair_with(disposable)
             .map_err(|e| map_err(&shown, e))?;
-        if rep.repaired {
-            warnings.push(format!(
-                "{shown} was not cleanly unmounted (an earlier write was interrupted); repaired: {} lost cluster(s) freed{}",
-                rep.freed_clusters,
-                if rep.resynced_fats { ", FAT copies resynchronised" } else { "" }
+        let mut done = Vec::new();
+        if rep.freed_clusters > 0 {
+            done.push(format!("{} lost cluster(s) freed", rep.freed_clusters));
+        }
+        if rep.resynced_fats {
+            done.push("FAT copies resynchronised".to_string());
+        }
+        if !rep.fixed_dots.is_empty() {
+            done.push(format!(
+                "`.`/`..` entries rewritten in {}",
+                rep.fixed_dots.join(", ")
             ));
         }
-        let problems = if rep.was_dirty {
-            rep.remaining
-        } else {
-            let check = self.fs.check().map_err(|e| map_err(&shown, e))?;
-            // Lost clusters, a stale free count and differing FAT copies cannot make us
-            // give away a cluster a file owns: they are left as they are.
-            check
-                .problems
-                .into_iter()
-                .filter(|p| {
-                    !matches!(
-                        p,
-                        Problem::LostClusters { .. }
-                            | Problem::FreeCountWrong { .. }
-                            | Problem::FatCopiesDiffer
-                    )
-                })
-                .collect()
-        };
-        if let Some(first) = problems.first() {
+        if !rep.forgotten.is_empty() {
+            done.push(format!(
+                "{} damaged temporary file(s) of an earlier run removed ({})",
+                rep.forgotten.len(),
+                rep.forgotten.join(", ")
+            ));
+        }
+        if rep.was_dirty || !done.is_empty() {
+            warnings.push(format!(
+                "{shown} {}; repaired: {}",
+                if rep.was_dirty {
+                    "was not cleanly unmounted (an earlier write was interrupted)"
+                } else {
+                    "had file-system damage of the kind a lost write leaves"
+                },
+                if done.is_empty() {
+                    "nothing was damaged".to_string()
+                } else {
+                    done.join(", ")
+                }
+            ));
+        }
+        if let Some(first) = rep.remaining.first() {
             return Err(StorageError::Corrupt {
                 path: shown,
                 what: format!(
                     "{} problem(s), e.g. {first:?}. Nothing was written. Repair the card first with `fsck.fat -a` (Linux) or `chkdsk /f` (Windows), then run sdexport again; read-only commands (ls, get, verify) still work on it",
-                    problems.len()
+                    rep.remaining.len()
                 ),
             });
         }

@@ -34,6 +34,18 @@ pub use plan::{PlanError, Planned};
 /// of a run was left by an interrupted one and is removed.
 pub const TMP_DIR: &str = ".sdexport/tmp";
 
+/// Files a card may lose without losing anything: our temporary files and half-written
+/// manifest replacements (`NAME.new`, see [`manifest`]). `path` is absolute on the card
+/// (`/.sdexport/tmp/x`). A re-run removes such files when a lost write damaged them.
+pub fn is_disposable(path: &str) -> bool {
+    let p = path.trim_start_matches('/').to_lowercase();
+    let tmp = TMP_DIR.to_lowercase();
+    let in_state_or_root = matches!(crate::storage::parent(&p), "" | manifest::STATE_DIR);
+    p == tmp
+        || p.starts_with(&format!("{tmp}/"))
+        || (in_state_or_root && p.ends_with(manifest::NEW_SUFFIX))
+}
+
 /// What a photos run does.
 #[derive(Debug, Clone)]
 pub struct PhotoOptions {

@@ -1,4 +1,4 @@
-//! Finishing what a crash left: the repair a re-run does before it writes.
+//! Finishing what a crash or a lost write left: the repair a re-run does before it writes.
 //!
 //! The engine's write order (data → FAT → directory entry; FAT copy 0 before the others)
 //! means a process killed at any point leaves at worst clusters that are allocated but owned
@@ -9,7 +9,7 @@
 //! sizes that disagree with chains) is not a state our writes can produce: it is reported
 //! and the volume stays marked dirty, for a real file-system check.
 
-use crate::dir::{self, Kind};
+use crate::dir::{self, now, Kind, ATTR_DIR};
 use crate::table::Entry;
 use crate::{FatType, FileSystem, Problem, Result, Storage};
 
@@ -26,6 +26,11 @@ pub struct RepairReport {
     pub repaired: bool,
     /// Problems left alone because an interrupted write of ours cannot cause them.
     pub remaining: Vec<Problem>,
+    /// Damaged entries the caller called disposable, removed without freeing their chains
+    /// (their clusters are freed only if no other entry owns them).
+    pub forgotten: Vec<String>,
+    /// Directories whose missing or stale `.`/`..` entries were rewritten.
+    pub fixed_dots: Vec<String>,
 }
 
 impl<S: Storage> FileSystem<S> {
@@ -45,6 +50,108 @@ impl<S: Storage> FileSystem<S> {
         Ok(rep)
     }
 
+    /// Repair what a write the card acknowledged and then dropped can leave, on a clean or a
+    /// dirty volume: first, entries that a check finds damaged (broken, looping or
+    /// cross-linked chains, a size its chain cannot hold, bad `.`/`..`) and that
+    /// `disposable` accepts — temporary files, say — are forgotten: their directory entries
+    /// are removed and their chains left alone, since a damaged chain may run into another
+    /// file's clusters; then lost clusters are freed and FAT copies resynchronised as in
+    /// [`FileSystem::repair_after_crash`], if only those problems remain. Damage to any
+    /// other entry is reported in `remaining` and nothing more is done.
+    pub fn repair_with(&mut self, disposable: &dyn Fn(&str) -> bool) -> Result<RepairReport> {
+        let was_dirty = self.was_dirty;
+        let mut forgotten: Vec<String> = Vec::new();
+        let mut fixed_dots: Vec<String> = Vec::new();
+        // Each pass removes the damaged disposable entries the check names; forgetting one
+        // can bring another to light (a cross-link partner), so a few passes are allowed.
+        for _ in 0..4 {
+            self.dirs.clear();
+            let check = self.check()?;
+            let mut damaged: Vec<String> = Vec::new();
+            let mut progress = false;
+            for p in &check.problems {
+                damaged.extend(damaged_paths(p).into_iter().filter(|p| disposable(p)));
+                if let Problem::BadDotEntries { path } = p {
+                    if !disposable(path) && !fixed_dots.contains(path) && self.fix_dots(path)? {
+                        fixed_dots.push(path.clone());
+                        progress = true;
+                    }
+                }
+            }
+            // Deepest first: a damaged directory's damaged children go before it.
+            damaged.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+            damaged.dedup();
+            for path in damaged {
+                if forgotten.iter().any(|f| path.starts_with(&format!("{f}/"))) {
+                    continue;
+                }
+                if self.forget(&path).is_ok() {
+                    forgotten.push(path);
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        let mut rep = self.repair_leaks()?;
+        rep.was_dirty = was_dirty;
+        rep.forgotten = forgotten;
+        rep.fixed_dots = fixed_dots;
+        if rep.repaired {
+            // Clears the dirty flag, writes the free count; writes nothing if nothing changed.
+            self.was_dirty = false;
+            self.flush()?;
+        }
+        Ok(rep)
+    }
+
+    /// Rewrite the `.` and `..` entries of directory `path` when its first two slots are
+    /// free (the write that initialised its cluster was lost) or already dot entries with
+    /// stale clusters (a directory move cut short). Anything else in those slots is left
+    /// for a real check. Returns whether it wrote.
+    fn fix_dots(&mut self, path: &str) -> Result<bool> {
+        let Some(loc) = self.find(path)? else {
+            return Ok(false);
+        };
+        let p = self.parsed(loc)?;
+        if !p.is_dir() {
+            return Ok(false);
+        }
+        let key = self.key_of(&p, path)?;
+        self.load_dir(key)?;
+        let Some(d) = self.dirs.get(&key) else {
+            return Ok(false);
+        };
+        let usable = |slot: usize, name: &[u8; 11]| {
+            d.data.get(slot * 32..slot * 32 + 32).is_some_and(|e| {
+                matches!(e[0], 0x00 | 0xE5) || (e[..11] == name[..] && e[11] & ATTR_DIR != 0)
+            })
+        };
+        if !usable(0, b".          ") || !usable(1, b"..         ") {
+            return Ok(false);
+        }
+        let t = now();
+        let mut dots = [0u8; 64];
+        dots[..32].copy_from_slice(&dir::new_entry(b".          ", ATTR_DIR, key, t));
+        // `..` of a directory in the root is 0, also on FAT32 (the root's key is 0).
+        dots[32..].copy_from_slice(&dir::new_entry(b"..         ", ATTR_DIR, loc.dir, t));
+        self.begin_write()?;
+        self.write_at(self.geo.cluster_offset(key), &dots)?;
+        self.dirs.clear();
+        Ok(true)
+    }
+
+    /// Remove `path`'s directory entry without touching its chain (see [`Self::repair_with`]).
+    fn forget(&mut self, path: &str) -> Result<()> {
+        let loc = self.find(path)?.ok_or_else(|| {
+            crate::error::Error::Unsupported("cannot forget the root directory".into())
+        })?;
+        self.delete_entry(loc)?;
+        self.dirs.clear();
+        Ok(())
+    }
+
     /// Free allocated clusters no entry owns and resynchronise differing FAT copies, if
     /// those are the only problems (see the module docs). Writes nothing itself beyond
     /// marking the volume dirty: the caller flushes. Also run by `flush` after a failed
@@ -55,9 +162,12 @@ impl<S: Storage> FileSystem<S> {
         self.dirs.clear();
         let check = self.check()?;
         let mut resync = false;
+        let mut free_count_wrong = false;
         for p in check.problems {
             match p {
-                Problem::LostClusters { .. } | Problem::FreeCountWrong { .. } => {}
+                Problem::LostClusters { .. } => {}
+                // The next flush writes the count the in-memory FAT gives.
+                Problem::FreeCountWrong { .. } => free_count_wrong = true,
                 Problem::FatCopiesDiffer => resync = true,
                 other => rep.remaining.push(other),
             }
@@ -70,6 +180,12 @@ impl<S: Storage> FileSystem<S> {
         let lost: Vec<u32> = (2..=max)
             .filter(|&c| !owned[c as usize] && !matches!(self.fat.get(c), Entry::Free | Entry::Bad))
             .collect();
+        // A dirty volume goes through `begin_write` even with nothing to fix, so that the
+        // next flush clears its flag; a clean one with nothing to fix is not written.
+        if lost.is_empty() && !resync && !free_count_wrong && !self.was_dirty {
+            rep.repaired = true;
+            return Ok(rep);
+        }
         self.begin_write()?;
         if !lost.is_empty() {
             self.fat.free_chain(&lost);
@@ -132,5 +248,21 @@ impl<S: Storage> FileSystem<S> {
             stack.extend(children);
         }
         Ok(owned)
+    }
+}
+
+/// The entries a problem says are damaged.
+fn damaged_paths(p: &Problem) -> Vec<String> {
+    match p {
+        Problem::CrossLinked { paths, .. } => paths.clone(),
+        Problem::ChainLoops { path }
+        | Problem::ChainOutOfRange { path, .. }
+        | Problem::ChainHitsFree { path, .. }
+        | Problem::SizeMismatch { path, .. }
+        | Problem::BadDotEntries { path }
+        | Problem::Other { path, .. } => vec![path.clone()],
+        Problem::LostClusters { .. }
+        | Problem::FatCopiesDiffer
+        | Problem::FreeCountWrong { .. } => Vec::new(),
     }
 }

@@ -53,3 +53,116 @@ fn a_clean_volume_is_not_touched() {
         "{rep:?}"
     );
 }
+
+// ------------------------------------------------------------ repair_with (lost writes)
+
+mod common;
+
+use sdexport_fat::Problem;
+
+/// Set FAT entry `cluster` to `value` in every FAT copy of the image at `path`, as a FAT
+/// write the card acknowledged and dropped would leave it.
+fn poke_fat(path: &std::path::Path, cluster: u32, value: u32) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let sector = u16_at(&bytes, 11);
+    let reserved = u16_at(&bytes, 14);
+    let fats = bytes[16] as usize;
+    let fat16_size = u16_at(&bytes, 22);
+    let (fat_sectors, width) = if fat16_size != 0 {
+        (fat16_size, 2)
+    } else {
+        (
+            u32::from_le_bytes(bytes[36..40].try_into().unwrap()) as usize,
+            4,
+        )
+    };
+    for copy in 0..fats {
+        let off = (reserved + copy * fat_sectors) * sector + cluster as usize * width;
+        bytes[off..off + width].copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A card holding `keep.bin` and a temporary file `tmp/partial.bin` whose chain lost its
+/// second link (its FAT write was dropped): returns the image.
+fn card_with_a_broken_temp_file() -> common::Image {
+    let img = common::image(64 << 20);
+    common::our_format(&img, 64 << 20, Some(sdexport_fat::FatType::Fat32));
+    let cluster_bytes;
+    {
+        let mut fs = common::open_fs(&img);
+        cluster_bytes = fs.info().bytes_per_cluster as usize;
+        fs.create_dir("tmp").unwrap();
+        let mut w = fs.create_file("tmp/partial.bin").unwrap();
+        w.write_all(&vec![5u8; 3 * cluster_bytes]).unwrap();
+        w.finish(None).unwrap();
+        let mut w = fs.create_file("keep.bin").unwrap();
+        w.write_all(&vec![7u8; 2 * cluster_bytes + 1]).unwrap();
+        w.finish(None).unwrap();
+        fs.flush().unwrap();
+    }
+    // FAT32: root is cluster 2, `tmp` 3, partial.bin 4..=6 (next-fit allocation); the
+    // precondition below checks that the damage lands where intended.
+    poke_fat(&img.path, 5, 0);
+    let problems = common::open_fs(&img).check().unwrap().problems;
+    assert!(
+        problems.contains(&Problem::ChainHitsFree {
+            path: "/tmp/partial.bin".into(),
+            cluster: 5
+        }),
+        "test setup: {problems:?}"
+    );
+    img
+}
+
+#[test]
+fn a_damaged_disposable_file_is_forgotten_and_its_clusters_freed() {
+    let img = card_with_a_broken_temp_file();
+    let mut fs = common::open_fs(&img);
+    let rep = fs.repair_with(&|p| p.starts_with("/tmp/")).unwrap();
+    assert!(rep.repaired && rep.remaining.is_empty(), "{rep:?}");
+    assert_eq!(rep.forgotten, vec!["/tmp/partial.bin".to_string()]);
+    // Clusters 4 (still chained to nothing reachable) and 6 (cut off) are lost, then freed.
+    assert_eq!(rep.freed_clusters, 2, "{rep:?}");
+    assert!(fs.check().unwrap().problems.is_empty());
+    let mut keep = Vec::new();
+    std::io::Read::read_to_end(&mut fs.open_file("keep.bin").unwrap(), &mut keep).unwrap();
+    assert!(keep.len() > 1 && keep.iter().all(|&b| b == 7));
+    fs.flush().unwrap();
+    drop(fs);
+    common::assert_fsck_clean(&img.path);
+}
+
+#[test]
+fn damage_to_a_file_not_called_disposable_is_refused_untouched() {
+    let img = card_with_a_broken_temp_file();
+    let before = std::fs::read(&img.path).unwrap();
+    let mut fs = common::open_fs(&img);
+    let rep = fs.repair_with(&|_| false).unwrap();
+    assert!(!rep.repaired && rep.forgotten.is_empty(), "{rep:?}");
+    assert!(rep
+        .remaining
+        .iter()
+        .any(|p| matches!(p, Problem::ChainHitsFree { path, .. } if path == "/tmp/partial.bin")));
+    drop(fs);
+    assert!(
+        std::fs::read(&img.path).unwrap() == before,
+        "the image was written"
+    );
+}
+
+#[test]
+fn lost_clusters_on_a_clean_volume_are_freed() {
+    let img = common::image(64 << 20);
+    common::our_format(&img, 64 << 20, Some(sdexport_fat::FatType::Fat32));
+    // Cluster 100 allocated (end of chain) but owned by no entry: a dropped entry write.
+    poke_fat(&img.path, 100, 0x0FFF_FFFF);
+    let mut fs = common::open_fs(&img);
+    assert!(!fs.info().was_dirty);
+    let rep = fs.repair_with(&|_| false).unwrap();
+    assert!(rep.repaired && rep.freed_clusters == 1, "{rep:?}");
+    fs.flush().unwrap();
+    drop(fs);
+    common::assert_fsck_clean(&img.path);
+}
