@@ -185,7 +185,7 @@ fn rerun_problems(
     };
     // As `open_card` does before writing: repair what an interrupted run left, and
     // refuse a card whose file system is inconsistent.
-    if let Err(e) = card.prepare_for_writing(&sdexport::transfer::is_disposable) {
+    if let Err(e) = card.prepare_for_writing(&sdexport::transfer::REPAIR_POLICY) {
         return vec![format!("{what}: the re-open refuses to write: {e}")];
     }
     let mut phone_v = DirVolume::open(phone).unwrap();

@@ -788,3 +788,64 @@ fn move_over_a_corrupted_recorded_copy_completes_on_rerun() {
     let files = card_files_ours(&card);
     assert!(files.values().any(|b| sha256(b) == phone.media[&victim]));
 }
+
+/// A card acknowledged and dropped the FAT write of one manifest file (its chain now hits
+/// a free cluster; `fsck.fat -n` fails). The next run drops that file, rebuilds it from its
+/// twin, says so, and leaves a card that fsck and `verify` accept.
+#[test]
+fn a_manifest_file_damaged_by_a_lost_write_is_rebuilt_from_its_twin() {
+    if !oracle(&["mkfs.fat", "fsck.fat", "mshowfat"]) {
+        return;
+    }
+    for (damaged, twin) in [
+        ("SHA256SUMS", ".sdexport/manifest.jsonl"),
+        (".sdexport/manifest.jsonl", "SHA256SUMS"),
+    ] {
+        let tmp = TempDir::new().unwrap();
+        let phone = tmp.path().join("phone");
+        for i in 0..3u64 {
+            write_file(
+                &phone.join(format!("DCIM/Camera/IMG_000{i}.jpg")),
+                &fake_jpeg(30_000 + i as usize * 7_000, i),
+                epoch(1_700_000_000 + i),
+            );
+        }
+        let card = tmp.path().join("card.img");
+        mkfs_image(&card, 64 * 1024, 32);
+        assert_code(&photos(&phone, &card, &[]), 0, "first run");
+        let clusters = file_clusters(&card, damaged);
+        assert!(
+            !clusters.is_empty(),
+            "test setup: no clusters for {damaged}"
+        );
+        poke_fat(&card, clusters[0], 0);
+        let fsck = run(Std::new("fsck.fat").arg("-n").arg(&card));
+        assert!(
+            !fsck.status.success(),
+            "test setup: fsck accepts the damage"
+        );
+
+        let again = photos(&phone, &card, &[]);
+        assert_code(&again, 0, "run after the lost write");
+        assert!(
+            again.stderr.contains(&format!(
+                "{damaged} was damaged by a lost write and removed; it is rebuilt from {twin}"
+            )),
+            "{}",
+            again.all()
+        );
+        assert_fsck_clean(&card, "after the rebuild");
+        let verify = sdexport()
+            .arg("verify")
+            .arg(&card)
+            .output()
+            .expect("run sdexport");
+        assert_eq!(
+            verify.status.code(),
+            Some(0),
+            "verify after the rebuild:\n{}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
+}

@@ -165,6 +165,15 @@ pub struct FatVolume<M: Medium> {
     name: String,
 }
 
+/// What a writing open may repair on its own (see [`FatVolume::prepare_for_writing`]).
+pub struct RepairPolicy<'a> {
+    /// Files a card may lose without losing anything (temporary files), dropped when damaged.
+    pub disposable: &'a dyn Fn(&str) -> bool,
+    /// Pairs of files (paths from the root) that hold the same facts: when exactly one of a
+    /// pair is damaged, it is dropped and rebuilt from the other.
+    pub twins: &'a [(&'a str, &'a str)],
+}
+
 impl<M: Medium> FatVolume<M> {
     pub fn open(medium: M, name: impl Into<String>) -> Result<Self, fat::Error> {
         Ok(FatVolume {
@@ -189,17 +198,49 @@ impl<M: Medium> FatVolume<M> {
     /// clusters an old file still claims — a later removal of that file would then free the
     /// photo. Such a card is refused with the problem named and the tool that repairs it.
     /// Returns warnings for the user.
-    pub fn prepare_for_writing(
-        &mut self,
-        disposable: &dyn Fn(&str) -> bool,
-    ) -> StorageResult<Vec<String>> {
+    pub fn prepare_for_writing(&mut self, policy: &RepairPolicy) -> StorageResult<Vec<String>> {
         let shown = self.name.clone();
         let mut warnings = Vec::new();
-        let rep = self
+        let disposable = policy.disposable;
+        let mut rep = self
             .fs
             .repair_with(disposable)
             .map_err(|e| map_err(&shown, e))?;
         let mut done = Vec::new();
+        // One damaged file of a twin pair whose other file is sound: drop it (and a `.new`
+        // replacement of it that would otherwise be taken for complete), the twin rebuilds it.
+        let damaged: Vec<String> = rep.remaining.iter().flat_map(|p| p.paths()).collect();
+        let same = |a: &str, b: &str| a.trim_start_matches('/').eq_ignore_ascii_case(b);
+        for &(a, b) in policy.twins {
+            let (hit_a, hit_b) = (
+                damaged.iter().any(|p| same(p, a)),
+                damaged.iter().any(|p| same(p, b)),
+            );
+            if hit_a == hit_b || !damaged.iter().all(|p| same(p, a) || same(p, b)) {
+                continue;
+            }
+            let (victim, twin) = if hit_a { (a, b) } else { (b, a) };
+            let new = format!("{victim}.new");
+            let second = self
+                .fs
+                .repair_with(&|p| disposable(p) || same(p, victim) || same(p, &new))
+                .map_err(|e| map_err(&shown, e))?;
+            if second.remaining.is_empty() {
+                if self.fs.stat(&new).is_ok() {
+                    self.fs.remove(&new).map_err(|e| map_err(&shown, e))?;
+                    self.fs.flush().map_err(|e| map_err(&shown, e))?;
+                }
+                done.push(format!(
+                    "{victim} was damaged by a lost write and removed; it is rebuilt from {twin}"
+                ));
+            }
+            rep.freed_clusters += second.freed_clusters;
+            rep.resynced_fats |= second.resynced_fats;
+            rep.forgotten
+                .extend(second.forgotten.into_iter().filter(|f| !same(f, victim)));
+            rep.remaining = second.remaining;
+            break;
+        }
         if rep.freed_clusters > 0 {
             done.push(format!("{} lost cluster(s) freed", rep.freed_clusters));
         }

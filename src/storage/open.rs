@@ -168,7 +168,7 @@ pub fn open_card(path: &Path, options: CardOptions) -> StorageResult<Card> {
     let fat_info = Some(vol.info());
     let mut vol = vol;
     if options.write {
-        warnings.extend(vol.prepare_for_writing(&crate::transfer::is_disposable)?);
+        warnings.extend(vol.prepare_for_writing(&crate::transfer::REPAIR_POLICY)?);
     }
     Ok(Card {
         volume: Box::new(vol),

@@ -34,6 +34,14 @@ pub use plan::{PlanError, Planned};
 /// of a run was left by an interrupted one and is removed.
 pub const TMP_DIR: &str = ".sdexport/tmp";
 
+/// What a writing open of a FAT card may repair by itself: our temporary files, and one of
+/// the two manifest files when the other is sound (each lists every file and its hash).
+pub const REPAIR_POLICY: crate::storage::fat::RepairPolicy<'static> =
+    crate::storage::fat::RepairPolicy {
+        disposable: &is_disposable,
+        twins: &[(manifest::SUMS_PATH, manifest::MANIFEST_PATH)],
+    };
+
 /// Files a card may lose without losing anything: our temporary files and half-written
 /// manifest replacements (`NAME.new`, see [`manifest`]). `path` is absolute on the card
 /// (`/.sdexport/tmp/x`). A re-run removes such files when a lost write damaged them.

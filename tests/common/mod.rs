@@ -679,3 +679,43 @@ pub fn text(o: &Output) -> String {
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// Set FAT entry `cluster` to `value` in every FAT copy of the (superfloppy) image at
+/// `path`: the state a FAT write the card acknowledged and dropped leaves behind.
+pub fn poke_fat(path: &Path, cluster: u32, value: u32) {
+    let mut bytes = fs::read(path).unwrap();
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let sector = u16_at(&bytes, 11);
+    let reserved = u16_at(&bytes, 14);
+    let fats = bytes[16] as usize;
+    let (fat_sectors, width) = match u16_at(&bytes, 22) {
+        0 => (
+            u32::from_le_bytes(bytes[36..40].try_into().unwrap()) as usize,
+            4,
+        ),
+        n => (n, 2),
+    };
+    for copy in 0..fats {
+        let off = (reserved + copy * fat_sectors) * sector + cluster as usize * width;
+        bytes[off..off + width].copy_from_slice(&value.to_le_bytes()[..width]);
+    }
+    fs::write(path, bytes).unwrap();
+}
+
+/// The clusters of a file in an image, as `mshowfat` lists them (`<3-5> <9>` → 3,4,5,9).
+pub fn file_clusters(image: &Path, path: &str) -> Vec<u32> {
+    let o = tool(
+        "mshowfat",
+        &["-i", &image.to_string_lossy(), &format!("::/{path}")],
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut out = Vec::new();
+    for run in text.split('<').skip(1) {
+        let run = run.split('>').next().unwrap_or("");
+        let mut ends = run.split('-').map(|n| n.trim().parse::<u32>().unwrap());
+        let a = ends.next().unwrap();
+        let b = ends.next().unwrap_or(a);
+        out.extend(a..=b);
+    }
+    out
+}

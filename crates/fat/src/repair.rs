@@ -70,7 +70,7 @@ impl<S: Storage> FileSystem<S> {
             let mut damaged: Vec<String> = Vec::new();
             let mut progress = false;
             for p in &check.problems {
-                damaged.extend(damaged_paths(p).into_iter().filter(|p| disposable(p)));
+                damaged.extend(p.paths().into_iter().filter(|p| disposable(p)));
                 if let Problem::BadDotEntries { path } = p {
                     if !disposable(path) && !fixed_dots.contains(path) && self.fix_dots(path)? {
                         fixed_dots.push(path.clone());
@@ -251,18 +251,20 @@ impl<S: Storage> FileSystem<S> {
     }
 }
 
-/// The entries a problem says are damaged.
-fn damaged_paths(p: &Problem) -> Vec<String> {
-    match p {
-        Problem::CrossLinked { paths, .. } => paths.clone(),
-        Problem::ChainLoops { path }
-        | Problem::ChainOutOfRange { path, .. }
-        | Problem::ChainHitsFree { path, .. }
-        | Problem::SizeMismatch { path, .. }
-        | Problem::BadDotEntries { path }
-        | Problem::Other { path, .. } => vec![path.clone()],
-        Problem::LostClusters { .. }
-        | Problem::FatCopiesDiffer
-        | Problem::FreeCountWrong { .. } => Vec::new(),
+impl Problem {
+    /// The entries this problem says are damaged (none for volume-wide problems).
+    pub fn paths(&self) -> Vec<String> {
+        match self {
+            Problem::CrossLinked { paths, .. } => paths.clone(),
+            Problem::ChainLoops { path }
+            | Problem::ChainOutOfRange { path, .. }
+            | Problem::ChainHitsFree { path, .. }
+            | Problem::SizeMismatch { path, .. }
+            | Problem::BadDotEntries { path }
+            | Problem::Other { path, .. } => vec![path.clone()],
+            Problem::LostClusters { .. }
+            | Problem::FatCopiesDiffer
+            | Problem::FreeCountWrong { .. } => Vec::new(),
+        }
     }
 }
