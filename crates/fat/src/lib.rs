@@ -685,6 +685,7 @@ impl<S: Storage> FileSystem<S> {
             .plan_slots(n, cb)
             .ok_or_else(|| corrupt("directory has no room after growing"))?;
         let start = plan.at;
+        let appended = plan.hole.is_none();
         if let Some((a, b)) = d.take_slots(&plan, n) {
             // Skipped slots at a cluster's end become deleted entries, never 0x00 gaps.
             let d = self
@@ -702,11 +703,22 @@ impl<S: Storage> FileSystem<S> {
         }
         let sfn_slot = start + n - 1;
         d.index(long, sfn, sfn_slot, start);
+        // Appended at the end marker: slots past a 0x00 are free, but may hold stale
+        // entries (a lost write made the 0x00, say). Filling the gap would bring them back
+        // as duplicates, and fsck.fat reads past the marker anyway: zero them.
+        let mut write_end = start + n;
+        if appended {
+            let tail = &mut d.data[write_end * 32..];
+            if let Some(last) = tail.iter().rposition(|&b| b != 0) {
+                tail[..=last].fill(0);
+                write_end += last / 32 + 1;
+            }
+        }
         let d = self
             .dirs
             .get(&key)
             .ok_or_else(|| corrupt("directory cache lost an entry"))?;
-        let r = d.write_slots(&mut self.storage, &self.geo, start, start + n);
+        let r = d.write_slots(&mut self.storage, &self.geo, start, write_end);
         self.note_write(r)?;
         Ok(sfn_slot)
     }

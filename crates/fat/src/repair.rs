@@ -106,10 +106,13 @@ impl<S: Storage> FileSystem<S> {
         Ok(rep)
     }
 
-    /// Rewrite the `.` and `..` entries of directory `path` when its first two slots are
+    /// Rewrite the `.` and `..` entries of directory `path`. When its first two slots are
     /// free (the write that initialised its cluster was lost) or already dot entries with
-    /// stale clusters (a directory move cut short). Anything else in those slots is left
-    /// for a real check. Returns whether it wrote.
+    /// stale clusters (a directory move cut short), only those two slots are written. When
+    /// other entries sit there (the lost initialisation, then entries written into the
+    /// slots it would have reserved), every entry moves down two slots, as `fsck.fat` does
+    /// — only if the directory's last two slots are free, so nothing falls off its end.
+    /// Returns whether it wrote.
     fn fix_dots(&mut self, path: &str) -> Result<bool> {
         let Some(loc) = self.find(path)? else {
             return Ok(false);
@@ -120,24 +123,42 @@ impl<S: Storage> FileSystem<S> {
         }
         let key = self.key_of(&p, path)?;
         self.load_dir(key)?;
-        let Some(d) = self.dirs.get(&key) else {
-            return Ok(false);
-        };
-        let usable = |slot: usize, name: &[u8; 11]| {
-            d.data.get(slot * 32..slot * 32 + 32).is_some_and(|e| {
-                matches!(e[0], 0x00 | 0xE5) || (e[..11] == name[..] && e[11] & ATTR_DIR != 0)
-            })
-        };
-        if !usable(0, b".          ") || !usable(1, b"..         ") {
-            return Ok(false);
-        }
         let t = now();
         let mut dots = [0u8; 64];
         dots[..32].copy_from_slice(&dir::new_entry(b".          ", ATTR_DIR, key, t));
         // `..` of a directory in the root is 0, also on FAT32 (the root's key is 0).
         dots[32..].copy_from_slice(&dir::new_entry(b"..         ", ATTR_DIR, loc.dir, t));
+        let Some(d) = self.dirs.get_mut(&key) else {
+            return Ok(false);
+        };
+        let free = |e: &[u8]| matches!(e[0], 0x00 | 0xE5);
+        let slot = |data: &[u8], i: usize| data.get(i * 32..i * 32 + 32).map(<[u8]>::to_vec);
+        let usable = |i: usize, name: &[u8; 11]| {
+            slot(&d.data, i)
+                .is_some_and(|e| free(&e) || (e[..11] == name[..] && e[11] & ATTR_DIR != 0))
+        };
+        let slots = d.data.len() / 32;
+        let end = if usable(0, b".          ") && usable(1, b"..         ") {
+            d.data[..64].copy_from_slice(&dots);
+            2
+        } else {
+            let tail_free = slots >= 4
+                && slot(&d.data, slots - 1).is_some_and(|e| free(&e))
+                && slot(&d.data, slots - 2).is_some_and(|e| free(&e));
+            if !tail_free {
+                return Ok(false);
+            }
+            let mut shifted = dots.to_vec();
+            shifted.extend_from_slice(&d.data[..(slots - 2) * 32]);
+            d.data = shifted;
+            slots
+        };
         self.begin_write()?;
-        self.write_at(self.geo.cluster_offset(key), &dots)?;
+        let Some(d) = self.dirs.get(&key) else {
+            return Ok(false);
+        };
+        let r = d.write_slots(&mut self.storage, &self.geo, 0, end);
+        self.note_write(r)?;
         self.dirs.clear();
         Ok(true)
     }

@@ -166,3 +166,60 @@ fn lost_clusters_on_a_clean_volume_are_freed() {
     drop(fs);
     common::assert_fsck_clean(&img.path);
 }
+
+/// Slots past a directory's 0x00 end marker are free, but may still hold entries (here: a
+/// lost write zeroed the first of three). A new entry written at the marker must not bring
+/// them back: they would show up again as files whose clusters the FAT may have given away.
+#[test]
+fn entries_past_the_end_marker_stay_gone_when_the_gap_is_filled() {
+    let img = common::image(64 << 20);
+    common::our_format(&img, 64 << 20, Some(sdexport_fat::FatType::Fat32));
+    {
+        let mut fs = common::open_fs(&img);
+        for name in ["A.BIN", "B.BIN", "C.BIN"] {
+            let mut w = fs.create_file(name).unwrap();
+            w.write_all(&[1u8; 1000]).unwrap();
+            w.finish(None).unwrap();
+        }
+        fs.flush().unwrap();
+    }
+    let mut bytes = std::fs::read(&img.path).unwrap();
+    let at = bytes
+        .windows(11)
+        .position(|w| w == b"A       BIN")
+        .expect("test setup: A.BIN's entry");
+    bytes[at..at + 32].fill(0);
+    std::fs::write(&img.path, &bytes).unwrap();
+
+    let mut fs = common::open_fs(&img);
+    let names = |fs: &mut FileSystem<std::fs::File>| -> Vec<String> {
+        fs.list_dir("/")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    };
+    assert!(
+        names(&mut fs).is_empty(),
+        "test setup: entries past the marker are listed"
+    );
+    let mut w = fs.create_file("D.BIN").unwrap();
+    w.write_all(&[2u8; 1000]).unwrap();
+    w.finish(None).unwrap();
+    fs.flush().unwrap();
+    assert_eq!(names(&mut fs), vec!["D.BIN".to_string()]);
+    let per_file = 1000u32.div_ceil(fs.info().bytes_per_cluster);
+    let rep = fs.repair_with(&|_| false).unwrap();
+    assert!(rep.repaired && rep.remaining.is_empty(), "{rep:?}");
+    assert_eq!(
+        rep.freed_clusters,
+        3 * per_file,
+        "A, B and C were lost clusters: {rep:?}"
+    );
+    drop(fs);
+    common::assert_fsck_clean(&img.path);
+    assert_eq!(
+        common::mdir(&img.path, "/"),
+        common::tool("mdir").map(|_| vec!["D.BIN".to_string()])
+    );
+}
