@@ -528,7 +528,11 @@ pub fn verify_card(
     let mut buf = vec![0u8; READ_BUF_BYTES];
     let mut files = Vec::with_capacity(manifest.expected.len());
     let mut checked_bytes = 0u64;
-    for e in &manifest.expected {
+    for (k, e) in manifest.expected.iter().enumerate() {
+        // The next file is read from the card while this one is hashed.
+        if let Some(next) = manifest.expected.get(k + 1) {
+            vol.prefetch(&next.path);
+        }
         let check = check_one(vol, e, &mut buf, &mut |n| {
             checked_bytes += n;
             progress(n)

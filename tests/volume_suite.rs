@@ -551,6 +551,26 @@ volume_test!(sync_drop_caches_read_back, |v| {
     assert_eq!(get(v, "DCIM/Camera/c.jpg"), b"c");
 });
 
+volume_test!(prefetch_is_only_a_hint, |v| {
+    let a = pattern(700_000, 31);
+    let b = pattern(9_000, 32);
+    v.create_dir_all("DCIM").unwrap();
+    put(v, "DCIM/a.jpg", &a);
+    put(v, "DCIM/b.jpg", &b);
+    v.sync().unwrap();
+    v.drop_caches().unwrap();
+    // Prefetched or not, in any order, missing or not: reads give the files' bytes.
+    v.prefetch("DCIM/b.jpg");
+    v.prefetch("DCIM/missing.jpg");
+    assert!(get(v, "DCIM/a.jpg") == a);
+    assert!(get(v, "DCIM/b.jpg") == b);
+    for _ in 0..20 {
+        v.prefetch("DCIM/a.jpg");
+    }
+    assert!(get(v, "DCIM/a.jpg") == a);
+    assert!(get(v, "DCIM/a.jpg") == a);
+});
+
 volume_test!(full_card_is_no_space_and_recovers, |v| {
     if !v.describe().contains("FAT") {
         // A host file system's free space is shared with everything else running.

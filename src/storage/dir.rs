@@ -31,6 +31,9 @@ pub struct DirVolume {
     fs_type: FsType,
     /// Set by `drop_caches`: later reads first drop the file's cached pages.
     bypass_cache: bool,
+    /// Files whose cache was dropped and whose reading from the medium was started by
+    /// [`Volume::prefetch`]: their next `open_read` must not drop what was just read.
+    prefetched: Vec<String>,
 }
 
 /// The file system a directory lives on, as far as it changes the rules.
@@ -93,6 +96,7 @@ impl DirVolume {
             root,
             fs_type,
             bypass_cache: false,
+            prefetched: Vec::new(),
         })
     }
 
@@ -316,11 +320,36 @@ impl Volume for DirVolume {
     fn open_read(&mut self, path: &str) -> StorageResult<Box<dyn ReadSeek + '_>> {
         let host = self.host(path)?;
         let file = File::open(&host).map_err(|e| StorageError::io(path, e))?;
-        if self.bypass_cache {
+        let was_prefetched = match self.prefetched.iter().position(|p| p == path) {
+            Some(i) => {
+                self.prefetched.remove(i);
+                true
+            }
+            None => false,
+        };
+        if self.bypass_cache && !was_prefetched {
             drop_file_cache(&file);
         }
         read_sequentially(&file);
         Ok(Box::new(file))
+    }
+
+    fn prefetch(&mut self, path: &str) {
+        let Ok(host) = self.host(path) else { return };
+        let Ok(file) = File::open(&host) else { return };
+        if self.bypass_cache {
+            drop_file_cache(&file);
+            // Only a file read from the medium after its cache was dropped may skip the
+            // drop in `open_read`; a short list bounds what a caller that never reads costs.
+            self.prefetched.push(path.to_string());
+            if self.prefetched.len() > 8 {
+                self.prefetched.remove(0);
+            }
+        }
+        // SAFETY: a valid open fd; advisory call with no memory effects.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+        }
     }
 
     fn create_new(&mut self, path: &str) -> StorageResult<Box<dyn FileSink + '_>> {

@@ -174,6 +174,10 @@ pub trait Volume {
     /// as the backend can (page cache dropped for images and devices, engine caches
     /// forgotten).
     fn drop_caches(&mut self) -> StorageResult<()>;
+    /// A hint that `path` is read next: start reading it now, from the medium (after
+    /// [`Volume::drop_caches`], from the medium still), so the reading overlaps the work on
+    /// the file before it. Errors are ignored: the read itself reports them.
+    fn prefetch(&mut self, _path: &str) {}
 
     /// Every entry under `dir`, depth first, directories before their contents.
     fn walk(&mut self, dir: &str) -> StorageResult<Vec<Entry>> {

@@ -454,7 +454,14 @@ impl Session<'_> {
             .map(|&i| self.items[i].item.size)
             .sum();
         progress.phase("verify", total);
-        for &i in &needs_read_back {
+        for (k, &i) in needs_read_back.iter().enumerate() {
+            // The next copy is read from the card while this one is hashed.
+            if let Some(next) = needs_read_back
+                .get(k + 1)
+                .and_then(|&n| self.report.files[n].destination.as_deref())
+            {
+                self.card.prefetch(next);
+            }
             let dest = self.report.files[i].destination.clone().unwrap_or_default();
             let want = self.report.files[i].sha256.clone().unwrap_or_default();
             match copy::hash_on_card(self.card, &dest, progress) {
