@@ -529,10 +529,9 @@ pub fn verify_card(
     let mut files = Vec::with_capacity(manifest.expected.len());
     let mut checked_bytes = 0u64;
     for (k, e) in manifest.expected.iter().enumerate() {
-        // The next file is read from the card while this one is hashed.
-        if let Some(next) = manifest.expected.get(k + 1) {
-            vol.prefetch(&next.path);
-        }
+        crate::storage::prefetch_ahead(vol, k, |n| {
+            manifest.expected.get(n).map(|e| e.path.clone())
+        });
         let check = check_one(vol, e, &mut buf, &mut |n| {
             checked_bytes += n;
             progress(n)

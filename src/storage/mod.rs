@@ -147,6 +147,21 @@ pub type StorageResult<T> = Result<T, StorageError>;
 /// [`Volume::walk`] refuses to go deeper (Windows cannot even name paths this deep).
 pub const MAX_WALK_DEPTH: usize = 128;
 
+/// How many files ahead of the one being read back are already being read from the card.
+pub const PREFETCH_AHEAD: usize = 2;
+
+/// Before reading item `k` of a list of files: [`Volume::prefetch`] the items up to
+/// [`PREFETCH_AHEAD`] after it that no earlier call covered, so that reading from the medium
+/// overlaps the hashing.
+pub fn prefetch_ahead(vol: &mut dyn Volume, k: usize, path_of: impl Fn(usize) -> Option<String>) {
+    let first = if k == 0 { 1 } else { PREFETCH_AHEAD };
+    for d in first..=PREFETCH_AHEAD {
+        if let Some(p) = path_of(k + d) {
+            vol.prefetch(&p);
+        }
+    }
+}
+
 /// A card or a phone: a tree of files reachable through one interface.
 pub trait Volume {
     /// A short description for messages, e.g. `card.img (FAT32, partition 1)`.

@@ -455,13 +455,12 @@ impl Session<'_> {
             .sum();
         progress.phase("verify", total);
         for (k, &i) in needs_read_back.iter().enumerate() {
-            // The next copy is read from the card while this one is hashed.
-            if let Some(next) = needs_read_back
-                .get(k + 1)
-                .and_then(|&n| self.report.files[n].destination.as_deref())
-            {
-                self.card.prefetch(next);
-            }
+            let files = &self.report.files;
+            crate::storage::prefetch_ahead(self.card, k, |n| {
+                needs_read_back
+                    .get(n)
+                    .and_then(|&i| files[i].destination.clone())
+            });
             let dest = self.report.files[i].destination.clone().unwrap_or_default();
             let want = self.report.files[i].sha256.clone().unwrap_or_default();
             match copy::hash_on_card(self.card, &dest, progress) {
