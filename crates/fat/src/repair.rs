@@ -79,7 +79,9 @@ impl<S: Storage> FileSystem<S> {
                 }
             }
             // Deepest first: a damaged directory's damaged children go before it.
-            damaged.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+            damaged.sort_by(|a, b| {
+                (b.matches('/').count(), a.as_str()).cmp(&(a.matches('/').count(), b.as_str()))
+            });
             damaged.dedup();
             for path in damaged {
                 if forgotten.iter().any(|f| path.starts_with(&format!("{f}/"))) {
