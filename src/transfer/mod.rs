@@ -450,8 +450,7 @@ impl Session<'_> {
             let keep_old = self
                 .manifest
                 .get(&dest)
-                .filter(|old| Some(&old.sha256) == r.sha256.as_ref())
-                .cloned();
+                .filter(|old| Some(&old.sha256) == r.sha256.as_ref());
             let record = Record {
                 path: dest.clone(),
                 size: p.item.size,
