@@ -143,9 +143,9 @@ pub fn format<S: Storage>(storage: &mut S, options: &FormatOptions) -> Result<()
 }
 
 /// What the directory cache may hold before [`FileSystem::trim_dir_cache`] drops the least
-/// recently used directories: room for the folders one operation uses (the largest FAT
-/// allows is 2 MiB of entries), and for a few thousand photos in each of a few folders.
-const DIR_CACHE_BYTES: usize = 4 << 20;
+/// recently used directories (at least twice the largest cached one): a few folders of a
+/// few thousand photos each.
+const DIR_CACHE_BYTES: usize = 2 << 20;
 
 /// An open FAT volume.
 pub struct FileSystem<S: Storage> {
@@ -516,8 +516,17 @@ impl<S: Storage> FileSystem<S> {
             return;
         }
         self.dirs_grew = false;
-        let mut total: usize = self.dirs.values().map(Dir::footprint).sum();
-        while total > DIR_CACHE_BYTES && self.dirs.len() > 1 {
+        let mut total = 0;
+        let mut largest = 0;
+        for d in self.dirs.values() {
+            total += d.footprint();
+            largest = largest.max(d.footprint());
+        }
+        // Two of the largest always fit: an operation may go back and forth between a huge
+        // folder and another (a temporary file renamed into it), and dropping either would
+        // read it again each time.
+        let limit = DIR_CACHE_BYTES.max(2 * largest);
+        while total > limit && self.dirs.len() > 1 {
             let Some(oldest) = self
                 .dirs
                 .iter()
