@@ -231,7 +231,6 @@ pub fn run_photos(
             all_files: options.all_files,
         },
     )?;
-    let mut manifest = manifest::load(card)?;
     let source_device = phone.describe();
     let mut report = PhotosReport {
         run_id: options.run_id.clone(),
@@ -246,7 +245,10 @@ pub fn run_photos(
         read_back_mismatches: 0,
         warnings: Vec::new(),
     };
-    let plan = plan::plan(phone, card, scan.items, options, &manifest)?;
+    let plan = plan::plan(phone, card, scan.items, options)?;
+    // Loaded once the scan is gone: on a card that holds a large collection, the two are
+    // the largest things a run reads.
+    let mut manifest = manifest::load(card)?;
     report.bytes_needed = plan.bytes_needed;
     report.free_bytes_before = plan.free_bytes;
     report.files = plan.files;
@@ -262,6 +264,7 @@ pub fn run_photos(
         manifest: &mut manifest,
         report: &mut report,
         facts: &plan.facts,
+        pair_ids: &plan.pair_ids,
         source_device,
         pending_removal: Vec::new(),
         verified: vec![false; plan.facts.len()],
@@ -281,6 +284,7 @@ struct Session<'a> {
     report: &'a mut PhotosReport,
     /// `facts[i]` belongs to `report.files[i]`.
     facts: &'a [Planned],
+    pair_ids: &'a [Box<str>],
     source_device: String,
     /// Verified items waiting for the rest of their pair before removal.
     pending_removal: Vec<usize>,
@@ -495,7 +499,7 @@ impl Session<'_> {
                 source_device: Some(self.source_device.clone()),
                 original_name: r.renamed_from.clone(),
                 modified: p.modified.map(rfc3339),
-                pair_id: p.pair_id.as_deref().map(str::to_string),
+                pair_id: self.pair_ids.get(p.pair as usize).map(|id| id.to_string()),
                 verified_at: Some(now.clone()),
                 run_id,
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -519,10 +523,10 @@ impl Session<'_> {
         }
         // Pairs are few: group those by id; every other pending file is a group of one.
         let facts = self.facts;
-        let mut pairs: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut pairs: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, p) in facts.iter().enumerate() {
-            if let Some(id) = p.pair_id.as_deref() {
-                pairs.entry(id).or_default().push(i);
+            if p.pair != plan::NO_PAIR {
+                pairs.entry(p.pair).or_default().push(i);
             }
         }
         let pending: std::collections::HashSet<usize> =
@@ -530,7 +534,7 @@ impl Session<'_> {
         let singles = self
             .pending_removal
             .iter()
-            .filter(|&&i| facts[i].pair_id.is_none())
+            .filter(|&&i| facts[i].pair == plan::NO_PAIR)
             .map(|&i| vec![i]);
         let groups: Vec<Vec<usize>> = singles.chain(pairs.into_values()).collect();
         let mut still = Vec::new();

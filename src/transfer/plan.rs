@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use crate::manifest::Manifest;
 use crate::media::{self, CaptureTime, MediaItem, MediaKind};
 use crate::storage::{self, names, Volume};
 
@@ -15,15 +14,21 @@ use super::{FileReport, PhotoOptions, Status, TransferError};
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub modified: Option<SystemTime>,
+    /// Index of the file's pair id in [`Plan::pair_ids`], or [`NO_PAIR`].
+    pub pair: u32,
     pub kind: MediaKind,
-    pub pair_id: Option<Box<str>>,
 }
+
+/// [`Planned::pair`] of a file that stands alone.
+pub const NO_PAIR: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub struct Plan {
     /// One report per phone file, in scan order; `facts[i]` belongs to `files[i]`.
     pub files: Vec<FileReport>,
     pub facts: Vec<Planned>,
+    /// The distinct pair ids (few files have one).
+    pub pair_ids: Vec<Box<str>>,
     pub bytes_needed: u64,
     pub free_bytes: u64,
 }
@@ -113,7 +118,6 @@ pub fn plan(
     card: &mut dyn Volume,
     items: Vec<MediaItem>,
     options: &PhotoOptions,
-    _manifest: &Manifest,
 ) -> Result<Plan, TransferError> {
     let limits = card.limits();
     let space = card.space()?;
@@ -130,6 +134,8 @@ pub fn plan(
     };
     let mut files: Vec<FileReport> = Vec::with_capacity(items.len());
     let mut facts = Vec::with_capacity(items.len());
+    let mut pair_ids: Vec<Box<str>> = Vec::new();
+    let mut pair_index: HashMap<String, u32> = HashMap::new();
     let mut bytes_needed = 0u64;
     let mut new_dirs: HashSet<String> = HashSet::new();
     let mut dir_entry_bytes = 0u64;
@@ -193,10 +199,17 @@ pub fn plan(
         }
         report.destination = Some(dest);
         files.push(report);
+        let pair = match item.pair_id {
+            None => NO_PAIR,
+            Some(id) => *pair_index.entry(id).or_insert_with_key(|id| {
+                pair_ids.push(id.as_str().into());
+                pair_ids.len() as u32 - 1
+            }),
+        };
         facts.push(Planned {
             modified: item.modified,
+            pair,
             kind: item.kind,
-            pair_id: item.pair_id.map(String::into_boxed_str),
         });
     }
     // Room for what the run adds besides the files: new folders, directory entries, the
@@ -222,6 +235,7 @@ pub fn plan(
     Ok(Plan {
         files,
         facts,
+        pair_ids,
         bytes_needed,
         free_bytes: space.free_bytes,
     })
