@@ -359,7 +359,7 @@ pub fn load_manifest(vol: &mut dyn Volume, card: &str) -> Result<CardManifest, V
             ));
         }
         for r in m.records() {
-            if let Some(e) = expected_from_record(r, &mut problems) {
+            if let Some(e) = expected_from_record(&r, &mut problems) {
                 by_key.insert(fold_case(&e.path), e);
             }
         }

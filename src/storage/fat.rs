@@ -394,6 +394,8 @@ impl<M: Medium> Volume for FatVolume<M> {
     }
 
     fn list(&mut self, dir: &str) -> StorageResult<Vec<Entry>> {
+        // Between two operations: the only time the directory cache may shrink.
+        self.fs.trim_dir_cache();
         let mut out: Vec<Entry> = self
             .fs
             .list_dir(dir)
@@ -406,6 +408,7 @@ impl<M: Medium> Volume for FatVolume<M> {
     }
 
     fn stat(&mut self, path: &str) -> StorageResult<Option<Entry>> {
+        self.fs.trim_dir_cache();
         match self.fs.stat(path) {
             Ok(d) => Ok(Some(entry_of(path.trim_matches('/').to_string(), &d))),
             Err(fat::Error::NotFound { .. }) => Ok(None),
@@ -414,11 +417,13 @@ impl<M: Medium> Volume for FatVolume<M> {
     }
 
     fn open_read(&mut self, path: &str) -> StorageResult<Box<dyn ReadSeek + '_>> {
+        self.fs.trim_dir_cache();
         let f = self.fs.open_file(path).map_err(|e| map_err(path, e))?;
         Ok(Box::new(f))
     }
 
     fn create_new(&mut self, path: &str) -> StorageResult<Box<dyn FileSink + '_>> {
+        self.fs.trim_dir_cache();
         let writer = self.fs.create_file(path).map_err(|e| map_err(path, e))?;
         Ok(Box::new(FatSink {
             writer,
@@ -427,18 +432,22 @@ impl<M: Medium> Volume for FatVolume<M> {
     }
 
     fn rename_new(&mut self, from: &str, to: &str) -> StorageResult<()> {
+        self.fs.trim_dir_cache();
         self.fs.rename(from, to).map_err(|e| map_err(to, e))
     }
 
     fn remove_file(&mut self, path: &str) -> StorageResult<()> {
+        self.fs.trim_dir_cache();
         self.fs.remove(path).map_err(|e| map_err(path, e))
     }
 
     fn remove_dir(&mut self, path: &str) -> StorageResult<()> {
+        self.fs.trim_dir_cache();
         self.fs.remove(path).map_err(|e| map_err(path, e))
     }
 
     fn create_dir_all(&mut self, path: &str) -> StorageResult<()> {
+        self.fs.trim_dir_cache();
         let mut cur = String::new();
         for comp in path.split('/').filter(|c| !c.is_empty()) {
             cur = super::join(&cur, comp);
@@ -457,6 +466,7 @@ impl<M: Medium> Volume for FatVolume<M> {
     }
 
     fn set_modified(&mut self, path: &str, modified: SystemTime) -> StorageResult<()> {
+        self.fs.trim_dir_cache();
         self.fs
             .set_times(path, Some(to_fat_time(modified)), None)
             .map_err(|e| map_err(path, e))

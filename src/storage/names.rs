@@ -110,7 +110,39 @@ pub fn split_ext(name: &str) -> (&str, &str) {
 
 /// The key under which FAT (and macOS/Windows) consider two names the same.
 pub fn fold_case(name: &str) -> String {
-    name.nfc().flat_map(char::to_uppercase).collect()
+    folded(name).collect()
+}
+
+/// The characters of [`fold_case`], without building the string.
+fn folded(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.nfc().flat_map(char::to_uppercase)
+}
+
+/// A hash of [`fold_case`]`(name)`, for indexes that should not hold a folded copy of every
+/// name. Deterministic within a process; equal folded names hash equal.
+pub fn fold_hash(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if name.is_ascii() {
+        // ASCII is already NFC and upper-cases to one ASCII character: the same characters
+        // as the general path, without its normalisation cost.
+        for b in name.bytes() {
+            h.write_u32(u32::from(b.to_ascii_uppercase()));
+        }
+    } else {
+        for c in folded(name) {
+            h.write_u32(c as u32);
+        }
+    }
+    h.finish()
+}
+
+/// `fold_case(a) == fold_case(b)`, without building either.
+pub fn same_folded(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    folded(a).eq(folded(b))
 }
 
 /// `IMG_0001 (1).jpg`: the n-th alternative name for a clash, never an overwrite.
@@ -122,6 +154,28 @@ pub fn numbered(name: &str, n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_hash_and_same_folded_follow_fold_case() {
+        let names = [
+            "IMG_0001.jpg",
+            "img_0001.JPG",
+            "Été.jpg",
+            "E\u{301}té.JPG",
+            "ÉTÉ.JPG",
+            "x",
+        ];
+        for a in names {
+            for b in names {
+                let same = fold_case(a) == fold_case(b);
+                assert_eq!(same_folded(a, b), same, "{a} {b}");
+                if same {
+                    assert_eq!(fold_hash(a), fold_hash(b), "{a} {b}");
+                }
+            }
+        }
+        assert_ne!(fold_hash("a.jpg"), fold_hash("b.jpg"));
+    }
 
     #[test]
     fn names_fat_can_hold_pass() {

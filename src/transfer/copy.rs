@@ -5,10 +5,9 @@ use std::io::{Read, Write};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::hex;
 use crate::storage::{self, names, StorageError, Volume};
 
-use super::{Planned, Progress, TMP_DIR};
+use super::{Progress, TMP_DIR};
 
 /// Large blocks: the FAT engine and the kernel both do best with long sequential runs.
 const CHUNK: usize = 4 << 20;
@@ -34,9 +33,20 @@ fn card_error(e: StorageError) -> CopyError {
     }
 }
 
+/// One file to copy.
+pub struct Job<'a> {
+    /// Path on the phone.
+    pub source: &'a str,
+    /// The planned card path.
+    pub dest: &'a str,
+    pub size: u64,
+    pub modified: Option<std::time::SystemTime>,
+}
+
 pub struct Copied {
-    pub destination: String,
-    pub sha256: String,
+    /// Where the file is on the card, when that is not the planned path.
+    pub destination: Option<String>,
+    pub sha256: [u8; 32],
     pub bytes_written: u64,
     pub already_there: bool,
     /// Saved as `name (n).ext` because a different file holds the name.
@@ -64,7 +74,7 @@ pub fn remove_leftover_temps(card: &mut dyn Volume) -> Result<(), StorageError> 
 pub fn hash_reader(
     r: &mut dyn Read,
     progress: &mut dyn Progress,
-) -> std::io::Result<(String, u64)> {
+) -> std::io::Result<([u8; 32], u64)> {
     let mut buf = take_buffer();
     let filled = match fill(r, &mut buf) {
         Ok(n) => n,
@@ -217,8 +227,8 @@ impl Pipeline {
         }
     }
 
-    /// Wait for every chunk to be hashed; the hex digest.
-    fn finish(self) -> String {
+    /// Wait for every chunk to be hashed; the digest.
+    fn finish(self) -> [u8; 32] {
         let h = match self {
             Pipeline::Inline(h, spare) => {
                 if let Some(b) = spare {
@@ -243,7 +253,7 @@ impl Pipeline {
                 h
             }
         };
-        hex(&h.finalize())
+        h.finalize().into()
     }
 }
 
@@ -251,12 +261,12 @@ pub fn hash_on_card(
     card: &mut dyn Volume,
     path: &str,
     progress: &mut dyn Progress,
-) -> Result<(String, u64), StorageError> {
+) -> Result<([u8; 32], u64), StorageError> {
     let mut r = card.open_read(path)?;
     hash_reader(&mut r, progress).map_err(|e| StorageError::io(path, e))
 }
 
-fn hash_source(phone: &mut dyn Volume, path: &str, size: u64) -> Result<String, CopyError> {
+fn hash_source(phone: &mut dyn Volume, path: &str, size: u64) -> Result<[u8; 32], CopyError> {
     let mut r = phone
         .open_read(path)
         .map_err(|e| CopyError::Source(format!("cannot read the original: {e}")))?;
@@ -274,53 +284,50 @@ fn short_read(got: u64, size: u64) -> String {
     )
 }
 
-/// Copy `planned` to the card, or find that the card already holds it.
+/// Copy `job` to the card, or find that the card already holds it.
 pub fn copy_one(
     phone: &mut dyn Volume,
     card: &mut dyn Volume,
-    planned: &Planned,
+    job: &Job<'_>,
     run_id: &str,
     index: usize,
     progress: &mut dyn Progress,
 ) -> Result<Copied, CopyError> {
-    let item = &planned.item;
-    let parent = storage::parent(&planned.dest).to_string();
-    let name = storage::file_name(&planned.dest).to_string();
-    let mut source_sha: Option<String> = None;
+    let parent = storage::parent(job.dest);
+    let name = storage::file_name(job.dest);
+    let mut source_sha: Option<[u8; 32]> = None;
     let mut n = 0u32;
     let mut renamed = false;
     // Candidates: the planned name, then `name (1).ext`, … until a free name or a copy of
     // the same content is found.
     let target = loop {
-        let cand = if n == 0 {
-            planned.dest.clone()
-        } else {
-            storage::join(&parent, &names::numbered(&name, n))
-        };
+        // `None`: the planned path.
+        let cand = (n > 0).then(|| storage::join(parent, &names::numbered(name, n)));
         if n > 9999 {
             return Err(CopyError::Card(format!(
                 "no free name for {} on the card",
-                planned.dest
+                job.dest
             )));
         }
         n += 1;
-        let existing = card.stat(&cand).map_err(card_error)?;
+        let path = cand.as_deref().unwrap_or(job.dest);
+        let existing = card.stat(path).map_err(card_error)?;
         let Some(existing) = existing else { break cand };
-        if existing.is_dir() || existing.size != item.size {
+        if existing.is_dir() || existing.size != job.size {
             renamed = true;
             continue;
         }
-        let sha = match &source_sha {
-            Some(s) => s.clone(),
+        let sha = match source_sha {
+            Some(s) => s,
             None => {
-                let s = hash_source(phone, &item.path, item.size)?;
-                source_sha = Some(s.clone());
+                let s = hash_source(phone, job.source, job.size)?;
+                source_sha = Some(s);
                 s
             }
         };
         // Always read the card's copy: a record in the manifest says what was verified
         // once, not what the card holds now (it may have been damaged since).
-        let card_sha = hash_on_card(card, &cand, &mut super::NoProgress)
+        let card_sha = hash_on_card(card, path, &mut super::NoProgress)
             .map_err(card_error)?
             .0;
         if card_sha == sha {
@@ -336,11 +343,11 @@ pub fn copy_one(
     };
 
     if !parent.is_empty() {
-        card.create_dir_all(&parent).map_err(card_error)?;
+        card.create_dir_all(parent).map_err(card_error)?;
     }
     card.create_dir_all(TMP_DIR).map_err(card_error)?;
     let tmp = format!("{TMP_DIR}/{run_id}-{index}");
-    let result = write_temp(phone, card, item, &tmp, progress);
+    let result = write_temp(phone, card, job, &tmp, progress);
     let (sha, len) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -348,8 +355,8 @@ pub fn copy_one(
             return Err(e);
         }
     };
-    if let Some(first) = &source_sha {
-        if *first != sha {
+    if let Some(first) = source_sha {
+        if first != sha {
             let _ = card.remove_file(&tmp);
             return Err(CopyError::Source("the original changed while it was being read (two reads differ); it was kept, run again".into()));
         }
@@ -358,10 +365,10 @@ pub fn copy_one(
     let mut target = target;
     let mut k = n;
     loop {
-        match card.rename_new(&tmp, &target) {
+        match card.rename_new(&tmp, target.as_deref().unwrap_or(job.dest)) {
             Ok(()) => break,
             Err(StorageError::AlreadyExists { .. }) if k < 10000 => {
-                target = storage::join(&parent, &names::numbered(&name, k));
+                target = Some(storage::join(parent, &names::numbered(name, k)));
                 k += 1;
                 renamed = true;
             }
@@ -383,17 +390,17 @@ pub fn copy_one(
 fn write_temp(
     phone: &mut dyn Volume,
     card: &mut dyn Volume,
-    item: &crate::media::MediaItem,
+    job: &Job<'_>,
     tmp: &str,
     progress: &mut dyn Progress,
-) -> Result<(String, u64), CopyError> {
+) -> Result<([u8; 32], u64), CopyError> {
     let mut src = phone
-        .open_read(&item.path)
+        .open_read(job.source)
         .map_err(|e| CopyError::Source(format!("cannot read the original: {e}")))?;
     let mut sink = card.create_new(tmp).map_err(card_error)?;
     // Each chunk is read, written, then hashed on the pipeline's thread while the next
     // chunk is read and written: the digest is of exactly the bytes written.
-    let mut pipe = Pipeline::new(item.size > CHUNK as u64);
+    let mut pipe = Pipeline::new(job.size > CHUNK as u64);
     let copied = (|| {
         let mut len = 0u64;
         loop {
@@ -426,10 +433,10 @@ fn write_temp(
     })();
     let sha = pipe.finish();
     let len = copied?;
-    if len != item.size {
-        return Err(CopyError::Source(short_read(len, item.size)));
+    if len != job.size {
+        return Err(CopyError::Source(short_read(len, job.size)));
     }
-    sink.finish(item.modified).map_err(card_error)?;
+    sink.finish(job.modified).map_err(card_error)?;
     Ok((sha, len))
 }
 
@@ -490,7 +497,11 @@ mod tests {
                 let (sha, n) = hash_reader(&mut r, &mut p).unwrap();
                 assert_eq!(n, len as u64);
                 assert_eq!(p.0, len as u64);
-                assert_eq!(sha, hex(&Sha256::digest(&d)), "len {len} step {step}");
+                assert_eq!(
+                    sha,
+                    <[u8; 32]>::from(Sha256::digest(&d)),
+                    "len {len} step {step}"
+                );
             }
         }
     }
@@ -515,6 +526,6 @@ mod tests {
             fail_at: None,
         };
         let (sha, _) = hash_reader(&mut r, &mut Count(0)).unwrap();
-        assert_eq!(sha, hex(&Sha256::digest(&d)));
+        assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&d)));
     }
 }

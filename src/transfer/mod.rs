@@ -25,7 +25,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::manifest::{self, Manifest, Record};
-use crate::media::{self, Layout, ScanOptions, Skipped};
+use crate::media::{self, CaptureTime, DateSource, Layout, ScanOptions, Skipped};
 use crate::storage::{StorageError, Volume};
 
 pub use plan::{PlanError, Planned};
@@ -126,13 +126,16 @@ pub enum Status {
     Failed,
 }
 
-/// One file of the run.
+/// One file of the run. A run keeps one per phone file, so the fields are compact; the
+/// JSON form (`--json`) shows the hash as hex and the capture time as RFC 3339 text.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
     pub source: String,
     pub destination: Option<String>,
     pub size: u64,
-    pub sha256: Option<String>,
+    /// SHA-256 of the content, once copied or found on the card.
+    #[serde(serialize_with = "hex_sha")]
+    pub sha256: Option<[u8; 32]>,
     pub status: Status,
     /// The original was removed from the phone (only with `--move`).
     pub removed: bool,
@@ -141,10 +144,27 @@ pub struct FileReport {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339_capture"
+    )]
+    pub captured: Option<CaptureTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub captured: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub captured_from: Option<&'static str>,
+    pub captured_from: Option<DateSource>,
+}
+
+fn hex_sha<S: serde::Serializer>(sha: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match sha {
+        Some(b) => s.serialize_str(&manifest::hex(b)),
+        None => s.serialize_none(),
+    }
+}
+
+fn rfc3339_capture<S: serde::Serializer>(t: &Option<CaptureTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&t.to_rfc3339()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Counts for scripts (`--json`) and summaries.
@@ -237,7 +257,6 @@ pub fn run_photos(
             all_files: options.all_files,
         },
     )?;
-    let mut manifest = manifest::load(card)?;
     let source_device = phone.describe();
     let mut report = PhotosReport {
         run_id: options.run_id.clone(),
@@ -245,17 +264,20 @@ pub fn run_photos(
         dry_run: options.dry_run,
         moved: options.move_files,
         files: Vec::new(),
-        skipped: scan.skipped.clone(),
+        skipped: scan.skipped,
         bytes_copied: 0,
         bytes_needed: 0,
         free_bytes_before: 0,
         read_back_mismatches: 0,
         warnings: Vec::new(),
     };
-    let plan = plan::plan(phone, card, &scan.items, options, &manifest)?;
+    let plan = plan::plan(phone, card, scan.items, options)?;
+    // Loaded once the scan is gone: on a card that holds a large collection, the two are
+    // the largest things a run reads.
+    let mut manifest = manifest::load(card)?;
     report.bytes_needed = plan.bytes_needed;
     report.free_bytes_before = plan.free_bytes;
-    report.files = plan.items.iter().map(|p| p.report.clone()).collect();
+    report.files = plan.files;
     if options.dry_run {
         report.summarise();
         return Ok(report);
@@ -267,10 +289,11 @@ pub fn run_photos(
         options,
         manifest: &mut manifest,
         report: &mut report,
-        items: &plan.items,
+        facts: &plan.facts,
+        pair_ids: &plan.pair_ids,
         source_device,
         pending_removal: Vec::new(),
-        verified: vec![false; plan.items.len()],
+        verified: vec![false; plan.facts.len()],
         read_back_errors: 0,
     };
     session.copy_and_verify(progress)?;
@@ -285,7 +308,9 @@ struct Session<'a> {
     options: &'a PhotoOptions,
     manifest: &'a mut Manifest,
     report: &'a mut PhotosReport,
-    items: &'a [Planned],
+    /// `facts[i]` belongs to `report.files[i]`.
+    facts: &'a [Planned],
+    pair_ids: &'a [Box<str>],
     source_device: String,
     /// Verified items waiting for the rest of their pair before removal.
     pending_removal: Vec<usize>,
@@ -298,10 +323,11 @@ struct Session<'a> {
 impl Session<'_> {
     fn copy_and_verify(&mut self, progress: &mut dyn Progress) -> Result<(), TransferError> {
         let total: u64 = self
-            .items
+            .report
+            .files
             .iter()
-            .filter(|p| p.report.status == Status::Planned)
-            .map(|p| p.item.size)
+            .filter(|f| f.status == Status::Planned)
+            .map(|f| f.size)
             .sum();
         progress.phase("copy", total);
         let batch_bytes = self.options.batch_bytes.max(1);
@@ -312,8 +338,9 @@ impl Session<'_> {
         let mut card_errors_in_a_row = 0;
         let mut stop_reason: Option<String> = None;
 
-        for (i, planned) in self.items.iter().enumerate() {
-            if planned.report.status != Status::Planned {
+        for i in 0..self.report.files.len() {
+            let file = &self.report.files[i];
+            if file.status != Status::Planned {
                 continue;
             }
             if let Some(why) = &stop_reason {
@@ -323,7 +350,12 @@ impl Session<'_> {
             match copy::copy_one(
                 self.phone,
                 self.card,
-                planned,
+                &copy::Job {
+                    source: &file.source,
+                    dest: file.destination.as_deref().unwrap_or_default(),
+                    size: file.size,
+                    modified: self.facts[i].modified,
+                },
                 &self.options.run_id,
                 i,
                 progress,
@@ -332,7 +364,9 @@ impl Session<'_> {
                     card_errors_in_a_row = 0;
                     let r = &mut self.report.files[i];
                     r.sha256 = Some(done.sha256);
-                    r.destination = Some(done.destination);
+                    if let Some(dest) = done.destination {
+                        r.destination = Some(dest);
+                    }
                     r.status = if done.already_there {
                         Status::AlreadyOnCard
                     } else {
@@ -451,7 +485,7 @@ impl Session<'_> {
         self.card.drop_caches()?;
         let total: u64 = needs_read_back
             .iter()
-            .map(|&i| self.items[i].item.size)
+            .map(|&i| self.report.files[i].size)
             .sum();
         progress.phase("verify", total);
         for (k, &i) in needs_read_back.iter().enumerate() {
@@ -461,19 +495,19 @@ impl Session<'_> {
                     .get(n)
                     .and_then(|&i| files[i].destination.clone())
             });
-            let dest = self.report.files[i].destination.clone().unwrap_or_default();
-            let want = self.report.files[i].sha256.clone().unwrap_or_default();
-            match copy::hash_on_card(self.card, &dest, progress) {
-                Ok((got, len)) if got == want && len == self.items[i].item.size => {
+            let f = &self.report.files[i];
+            let dest = f.destination.as_deref().unwrap_or_default();
+            match copy::hash_on_card(self.card, dest, progress) {
+                Ok((got, len)) if Some(got) == f.sha256 && len == f.size => {
                     self.verified[i] = true;
                 }
                 Ok(_) => {
                     self.report.read_back_mismatches += 1;
-                    if self.report.files[i].status == Status::Copied {
+                    if f.status == Status::Copied {
                         // Our own copy is wrong: take it away so that no one trusts it and
                         // the next run writes it again.
-                        let _ = self.card.remove_file(&dest);
-                        self.manifest.remove(&dest);
+                        let _ = self.card.remove_file(dest);
+                        self.manifest.remove(dest);
                     }
                     self.fail(i, "the copy read back from the card differs from the original (the original was kept)".into());
                 }
@@ -493,31 +527,30 @@ impl Session<'_> {
             if !self.verified[i] {
                 continue;
             }
-            let p = &self.items[i];
+            let p = &self.facts[i];
             let r = &self.report.files[i];
-            let dest = r.destination.clone().unwrap_or_default();
-            let keep_old = self
+            let dest = r.destination.as_deref().unwrap_or_default();
+            let sha256 = r.sha256.map(|b| manifest::hex(&b)).unwrap_or_default();
+            // A file already recorded with this content keeps the run that first put it here.
+            let run_id = self
                 .manifest
-                .get(&dest)
-                .filter(|old| Some(&old.sha256) == r.sha256.as_ref())
-                .cloned();
+                .get(dest)
+                .filter(|old| old.sha256 == sha256)
+                .map_or_else(|| self.options.run_id.clone(), |old| old.run_id);
             let record = Record {
-                path: dest.clone(),
-                size: p.item.size,
-                sha256: r.sha256.clone().unwrap_or_default(),
-                kind: Some(kind_name(p.item.kind).into()),
-                captured: r.captured.clone(),
-                captured_from: r.captured_from.map(str::to_string),
-                source_path: Some(p.item.path.clone()),
+                path: dest.to_string(),
+                size: r.size,
+                sha256,
+                kind: Some(kind_name(p.kind).into()),
+                captured: r.captured.map(|t| t.to_rfc3339()),
+                captured_from: r.captured_from.map(|s| s.as_str().to_string()),
+                source_path: Some(r.source.clone()),
                 source_device: Some(self.source_device.clone()),
                 original_name: r.renamed_from.clone(),
-                modified: p.item.modified.map(rfc3339),
-                pair_id: p.item.pair_id.clone(),
+                modified: p.modified.map(rfc3339),
+                pair_id: self.pair_ids.get(p.pair as usize).map(|id| id.to_string()),
                 verified_at: Some(now.clone()),
-                run_id: keep_old
-                    .as_ref()
-                    .map(|o| o.run_id.clone())
-                    .unwrap_or_else(|| self.options.run_id.clone()),
+                run_id,
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
             };
             self.manifest.insert(record);
@@ -537,16 +570,25 @@ impl Session<'_> {
         if !self.options.move_files {
             return Ok(());
         }
-        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (i, p) in self.items.iter().enumerate() {
-            let key = p.item.pair_id.clone().unwrap_or_else(|| format!("\0{i}"));
-            groups.entry(key).or_default().push(i);
+        // Pairs are few: group those by id; every other pending file is a group of one.
+        let facts = self.facts;
+        let mut pairs: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, p) in facts.iter().enumerate() {
+            if p.pair != plan::NO_PAIR {
+                pairs.entry(p.pair).or_default().push(i);
+            }
         }
         let pending: std::collections::HashSet<usize> =
             self.pending_removal.iter().copied().collect();
+        let singles = self
+            .pending_removal
+            .iter()
+            .filter(|&&i| facts[i].pair == plan::NO_PAIR)
+            .map(|&i| vec![i]);
+        let groups: Vec<Vec<usize>> = singles.chain(pairs.into_values()).collect();
         let mut still = Vec::new();
         let mut removed_any = false;
-        for members in groups.values() {
+        for members in &groups {
             if !members.iter().any(|m| pending.contains(m)) {
                 continue;
             }
@@ -569,10 +611,10 @@ impl Session<'_> {
                 if self.report.files[m].removed {
                     continue;
                 }
-                let item = &self.items[m].item;
-                match self.phone.stat(&item.path) {
-                    Ok(Some(e)) if e.size == item.size && e.modified == item.modified => {
-                        match self.phone.remove_file(&item.path) {
+                let f = &self.report.files[m];
+                match self.phone.stat(&f.source) {
+                    Ok(Some(e)) if e.size == f.size && e.modified == facts[m].modified => {
+                        match self.phone.remove_file(&f.source) {
                             Ok(()) => {
                                 self.report.files[m].removed = true;
                                 removed_any = true;

@@ -1,27 +1,34 @@
 //! Planning and pre-flight: where each file goes, and whether the run can fit, decided
 //! before a single byte is written.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
-use crate::manifest::Manifest;
-use crate::media::{self, CaptureTime, MediaItem};
+use crate::media::{self, CaptureTime, MediaItem, MediaKind};
 use crate::storage::{self, names, Volume};
 
 use super::{FileReport, PhotoOptions, Status, TransferError};
 
-/// One item of the plan.
+/// What the run needs to know of a phone file besides its [`FileReport`] (whose `source`,
+/// `size` and `destination` are the file's path, size and planned card path).
 #[derive(Debug, Clone)]
 pub struct Planned {
-    pub item: MediaItem,
-    /// The card path chosen before looking at what the card holds; the copy may still
-    /// pick `name (1).ext` if a different file holds this name.
-    pub dest: String,
-    pub report: FileReport,
+    pub modified: Option<SystemTime>,
+    /// Index of the file's pair id in [`Plan::pair_ids`], or [`NO_PAIR`].
+    pub pair: u32,
+    pub kind: MediaKind,
 }
+
+/// [`Planned::pair`] of a file that stands alone.
+pub const NO_PAIR: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub struct Plan {
-    pub items: Vec<Planned>,
+    /// One report per phone file, in scan order; `facts[i]` belongs to `files[i]`.
+    pub files: Vec<FileReport>,
+    pub facts: Vec<Planned>,
+    /// The distinct pair ids (few files have one).
+    pub pair_ids: Vec<Box<str>>,
     pub bytes_needed: u64,
     pub free_bytes: u64,
 }
@@ -52,12 +59,65 @@ fn card_path(path: &str, fat_names: bool) -> String {
         .join("/")
 }
 
+/// The card paths the plan has given out, compared as the card compares names. Holds a
+/// hash per path rather than a copy of it (a run may plan 100,000 files); the path itself
+/// is in the plan's reports.
+struct Taken {
+    case_insensitive: bool,
+    /// Hash of the compared form → index of the report holding that destination.
+    by_hash: HashMap<u64, usize>,
+    /// Compared forms of destinations whose hash collides with another's.
+    collided: HashSet<String>,
+}
+
+impl Taken {
+    fn hash(&self, path: &str) -> u64 {
+        if self.case_insensitive {
+            names::fold_hash(path)
+        } else {
+            use std::hash::{BuildHasher, BuildHasherDefault};
+            BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(path)
+        }
+    }
+    fn key(&self, path: &str) -> String {
+        if self.case_insensitive {
+            names::fold_case(path)
+        } else {
+            path.to_string()
+        }
+    }
+    fn same(&self, a: &str, b: &str) -> bool {
+        if self.case_insensitive {
+            names::same_folded(a, b)
+        } else {
+            a == b
+        }
+    }
+    fn contains(&self, files: &[FileReport], path: &str) -> bool {
+        let hit = self
+            .by_hash
+            .get(&self.hash(path))
+            .is_some_and(|&i| self.same(files[i].destination.as_deref().unwrap_or_default(), path));
+        hit || (!self.collided.is_empty() && self.collided.contains(&self.key(path)))
+    }
+    /// Record `path`, the destination of `files[index]` (not taken yet).
+    fn insert(&mut self, path: &str, index: usize) {
+        let h = self.hash(path);
+        if let std::collections::hash_map::Entry::Vacant(v) = self.by_hash.entry(h) {
+            v.insert(index);
+        } else {
+            let key = self.key(path);
+            self.collided.insert(key);
+        }
+    }
+}
+
 pub fn plan(
     phone: &mut dyn Volume,
     card: &mut dyn Volume,
-    items: &[MediaItem],
+    items: Vec<MediaItem>,
     options: &PhotoOptions,
-    _manifest: &Manifest,
 ) -> Result<Plan, TransferError> {
     let limits = card.limits();
     let space = card.space()?;
@@ -65,52 +125,52 @@ pub fn plan(
         .iter()
         .map(|it| media::capture_time(phone, it))
         .collect();
-    media::share_pair_times(items, &mut times);
+    media::share_pair_times(&items, &mut times);
 
-    let mut taken: HashSet<String> = HashSet::new();
-    let mut out = Vec::with_capacity(items.len());
+    let mut taken = Taken {
+        case_insensitive: limits.case_insensitive,
+        by_hash: HashMap::with_capacity(items.len()),
+        collided: HashSet::new(),
+    };
+    let mut files: Vec<FileReport> = Vec::with_capacity(items.len());
+    let mut facts = Vec::with_capacity(items.len());
+    let mut pair_ids: Vec<Box<str>> = Vec::new();
+    let mut pair_index: HashMap<String, u32> = HashMap::new();
     let mut bytes_needed = 0u64;
     let mut new_dirs: HashSet<String> = HashSet::new();
     let mut dir_entry_bytes = 0u64;
-    for (item, time) in items.iter().zip(&times) {
-        let raw = media::destination(item, options.layout, Some(time));
+    for (item, time) in items.into_iter().zip(times) {
+        let raw = media::destination(&item, options.layout, Some(&time));
         let mut dest = card_path(&raw, limits.fat_names);
         // Two phone files that land on one card name (case twins, or the same name in two
         // camera folders under --layout date) get `name (n).ext`, never one over the other.
-        let fold = |p: &str| {
-            if limits.case_insensitive {
-                names::fold_case(p)
-            } else {
-                p.to_string()
-            }
-        };
-        if taken.contains(&fold(&dest)) {
+        if taken.contains(&files, &dest) {
             let parent = storage::parent(&dest).to_string();
             let name = storage::file_name(&dest).to_string();
             let mut n = 1;
             loop {
                 let cand = storage::join(&parent, &names::numbered(&name, n));
-                if !taken.contains(&fold(&cand)) {
+                if !taken.contains(&files, &cand) {
                     dest = cand;
                     break;
                 }
                 n += 1;
             }
         }
-        taken.insert(fold(&dest));
+        taken.insert(&dest, files.len());
         let renamed_from =
             (storage::file_name(&dest) != item.name()).then(|| item.name().to_string());
         let mut report = FileReport {
-            source: item.path.clone(),
-            destination: Some(dest.clone()),
+            source: item.path,
+            destination: None,
             size: item.size,
             sha256: None,
             status: Status::Planned,
             removed: false,
             reason: None,
             renamed_from,
-            captured: Some(time.to_rfc3339()),
-            captured_from: Some(time.source.as_str()),
+            captured: Some(time),
+            captured_from: Some(time.source),
         };
         if let Some(max) = limits.max_file_size {
             if item.size > max {
@@ -137,15 +197,24 @@ pub fn plan(
                 dir_entry_bytes += 32 * (units.div_ceil(13) + 1);
             }
         }
-        out.push(Planned {
-            item: item.clone(),
-            dest,
-            report,
+        report.destination = Some(dest);
+        files.push(report);
+        let pair = match item.pair_id {
+            None => NO_PAIR,
+            Some(id) => *pair_index.entry(id).or_insert_with_key(|id| {
+                pair_ids.push(id.as_str().into());
+                pair_ids.len() as u32 - 1
+            }),
+        };
+        facts.push(Planned {
+            modified: item.modified,
+            pair,
+            kind: item.kind,
         });
     }
     // Room for what the run adds besides the files: new folders, directory entries, the
     // manifest pair written twice during its replacement, and a temp file's last cluster.
-    let records = out.len() as u64 + 1;
+    let records = files.len() as u64 + 1;
     let overhead = new_dirs.len() as u64 * space.cluster_bytes
         + space.allocated(dir_entry_bytes)
         + 4 * space.allocated(records * 450)
@@ -164,7 +233,9 @@ pub fn plan(
         .into());
     }
     Ok(Plan {
-        items: out,
+        files,
+        facts,
+        pair_ids,
         bytes_needed,
         free_bytes: space.free_bytes,
     })

@@ -2,13 +2,14 @@
 //! a case-folded name index, a short-name index and the free-slot runs) that makes
 //! create/lookup O(1) per file instead of a scan of the whole directory.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Seek, SeekFrom, Write};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 
 use crate::boot::{le16, le32, put16, put32, Geometry};
-use crate::name::{fold, lfn_checksum, sfn_display, LFN_OFFSETS};
+use crate::name::{fold, fold_hash, lfn_checksum, same_folded, sfn_display, LFN_OFFSETS};
 use crate::Result;
 
 pub(crate) const ATTR_RO: u8 = 0x01;
@@ -222,22 +223,36 @@ pub(crate) struct SlotPlan {
 }
 
 /// A directory held in memory.
+///
+/// A card may hold tens of thousands of photos in one folder, and every loaded folder stays
+/// cached, so the indexes hold no names: the name index maps a hash of the folded name to
+/// the slot, and a hit is confirmed against the entry itself.
 pub(crate) struct Dir {
     pub clusters: Vec<u32>,
     /// Byte offset of the fixed root region, if this is one.
     pub fixed: Option<u64>,
     pub data: Vec<u8>,
-    /// Folded name → SFN slot.
-    pub long: HashMap<String, usize>,
+    /// `fold_hash(name)` → SFN slot ...
+    long: HashMap<u64, u32>,
+    /// ... and folded name → SFN slot for names whose hash another name already has.
+    long_collided: HashMap<String, u32>,
     /// Short name → SFN slot.
-    pub short: HashMap<[u8; 11], usize>,
-    /// SFN slot → first slot of its entry set.
-    pub spans: HashMap<usize, usize>,
+    short: HashMap<[u8; 11], u32>,
+    /// SFN slot → how many LFN slots precede it in its entry set (0 if none).
+    lfn_slots: Vec<u8>,
     pub end: usize,
     /// Runs of deleted slots before `end`: start → length ...
     holes: BTreeMap<usize, usize>,
     /// ... and length → starts, so a fitting run is found without scanning them all.
     by_len: BTreeMap<usize, BTreeSet<usize>>,
+    /// When the directory was last used (the file system's use count).
+    pub used: u64,
+}
+
+/// Where a long name is indexed.
+enum LongSlot {
+    Hashed(u64),
+    Collided(String),
 }
 
 impl Dir {
@@ -246,13 +261,15 @@ impl Dir {
         let mut d = Dir {
             clusters,
             fixed,
-            data,
             long: HashMap::with_capacity(entries.len()),
+            long_collided: HashMap::new(),
             short: HashMap::with_capacity(entries.len()),
-            spans: HashMap::with_capacity(entries.len()),
+            lfn_slots: vec![0; data.len() / 32],
+            data,
             end,
             holes: BTreeMap::new(),
             by_len: BTreeMap::new(),
+            used: 0,
         };
         for (s, len) in holes {
             d.insert_hole(s, len);
@@ -265,21 +282,94 @@ impl Dir {
         d
     }
 
+    /// Where the long name `name` (compared folded) is indexed, and its SFN slot.
+    fn find_long(&self, name: &str) -> Option<(LongSlot, usize)> {
+        let h = fold_hash(name);
+        if let Some(&slot) = self.long.get(&h) {
+            let slot = slot as usize;
+            if self
+                .parsed_at(slot)
+                .is_some_and(|p| same_folded(&p.name, name))
+            {
+                return Some((LongSlot::Hashed(h), slot));
+            }
+        }
+        if self.long_collided.is_empty() {
+            return None;
+        }
+        let key = fold(name);
+        let slot = *self.long_collided.get(&key)? as usize;
+        Some((LongSlot::Collided(key), slot))
+    }
+
+    /// SFN slot of the entry whose long name (or displayed short name) is `name`, folded.
+    pub fn lookup_long(&self, name: &str) -> Option<usize> {
+        self.find_long(name).map(|(_, slot)| slot)
+    }
+
+    pub fn lookup_short(&self, sfn: &[u8; 11]) -> Option<usize> {
+        self.short.get(sfn).map(|&s| s as usize)
+    }
+
+    /// Bytes the cached directory takes, roughly: its entries and its indexes.
+    pub fn footprint(&self) -> usize {
+        // A hash table entry: key, value and a control byte.
+        let table = |entries: usize, entry: usize| entries * (entry + 1);
+        self.data.capacity()
+            + table(self.long.capacity(), 16)
+            + table(self.short.capacity(), 16)
+            + self.lfn_slots.capacity()
+            + self.clusters.capacity() * 4
+    }
+
+    /// The directory holds no entries besides `.` and `..`.
+    pub fn is_empty(&self) -> bool {
+        self.long.is_empty() && self.long_collided.is_empty()
+    }
+
     pub fn index(&mut self, name: &str, sfn: [u8; 11], slot: usize, first: usize) {
-        self.long.insert(fold(name), slot);
-        self.short.insert(sfn, slot);
-        self.spans.insert(slot, first);
+        // Slots are bounded by MAX_DIR_ENTRIES, LFN runs by 20 slots.
+        let n = slot + 1;
+        if self.lfn_slots.len() < n {
+            self.lfn_slots.resize(n, 0);
+        }
+        self.lfn_slots[slot] = (slot - first) as u8;
+        match self.find_long(name) {
+            // A second entry of the same name (a corrupt directory): the later one wins.
+            Some((LongSlot::Hashed(h), _)) => {
+                self.long.insert(h, slot as u32);
+            }
+            Some((LongSlot::Collided(k), _)) => {
+                self.long_collided.insert(k, slot as u32);
+            }
+            None => match self.long.entry(fold_hash(name)) {
+                Entry::Vacant(v) => {
+                    v.insert(slot as u32);
+                }
+                Entry::Occupied(_) => {
+                    self.long_collided.insert(fold(name), slot as u32);
+                }
+            },
+        }
+        self.short.insert(sfn, slot as u32);
     }
 
     pub fn unindex(&mut self, name: &str, sfn: &[u8; 11], slot: usize) {
-        let key = fold(name);
-        if self.long.get(&key) == Some(&slot) {
-            self.long.remove(&key);
+        match self.find_long(name) {
+            Some((LongSlot::Hashed(h), s)) if s == slot => {
+                self.long.remove(&h);
+            }
+            Some((LongSlot::Collided(k), s)) if s == slot => {
+                self.long_collided.remove(&k);
+            }
+            _ => {}
         }
-        if self.short.get(sfn) == Some(&slot) {
+        if self.short.get(sfn) == Some(&(slot as u32)) {
             self.short.remove(sfn);
         }
-        self.spans.remove(&slot);
+        if let Some(n) = self.lfn_slots.get_mut(slot) {
+            *n = 0;
+        }
     }
 
     pub fn slots(&self) -> usize {
@@ -294,7 +384,7 @@ impl Dir {
 
     /// Parse the entry set whose SFN is at `slot` (long name included).
     pub fn parsed_at(&self, slot: usize) -> Option<Parsed> {
-        let first = *self.spans.get(&slot).unwrap_or(&slot);
+        let first = slot - usize::from(self.lfn_slots.get(slot).copied().unwrap_or(0));
         let bytes = self.data.get(first * 32..slot * 32 + 32)?;
         let (mut v, _, _) = parse(bytes);
         let mut p = v.pop()?;

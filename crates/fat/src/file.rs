@@ -1,6 +1,6 @@
 //! File data: a reader that turns contiguous cluster runs into single large storage reads,
-//! and a writer that allocates contiguous clusters next-fit and writes in chunks of up to
-//! 4 MiB straight into them, committing FAT before the directory entry.
+//! and a writer that allocates contiguous clusters next-fit and writes straight into them
+//! (small writes gathered up to [`CHUNK`]), committing FAT before the directory entry.
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -11,8 +11,11 @@ use crate::dir::{self, ATTR_ARCHIVE};
 use crate::table::Entry;
 use crate::{Error, File, FileWriter, Loc, Result, Storage};
 
-/// Writes are gathered up to this size, and reads ahead by this much.
-pub(crate) const CHUNK: usize = 4 * 1024 * 1024;
+/// Small writes are gathered up to this size, and small reads read ahead by this much;
+/// larger ones go straight to the storage. Long enough for efficient storage requests,
+/// and small next to a run's other memory: the manifest of 100,000 photos is written and
+/// read back through it.
+pub(crate) const CHUNK: usize = 1024 * 1024;
 /// The largest size a FAT directory entry can record.
 const MAX_FILE: u64 = 0xFFFF_FFFF;
 
@@ -244,8 +247,15 @@ impl<S: Storage> Write for FileWriter<'_, S> {
             self.write_data(&data[..n])?;
             return Ok(n);
         }
-        // The buffer grows as needed (small files never allocate 4 MiB) and is kept.
+        // The buffer grows as needed (small files never allocate all of it) and is kept.
         let take = data.len().min(CHUNK - self.buf.len());
+        let want = self.buf.len() + take;
+        if want > self.buf.capacity() {
+            // Doubling, but never past CHUNK: writes of a size that does not divide CHUNK
+            // (a BufWriter's) would otherwise grow it to twice what it ever holds.
+            let to = (self.buf.capacity() * 2).clamp(want, CHUNK);
+            self.buf.reserve_exact(to - self.buf.len());
+        }
         self.buf.extend_from_slice(&data[..take]);
         if self.buf.len() == CHUNK {
             let chunk = std::mem::take(&mut self.buf);

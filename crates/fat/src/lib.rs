@@ -31,7 +31,6 @@ pub use repair::RepairReport;
 
 use boot::{corrupt, Bpb, Geometry, STATE_DIRTY};
 use dir::{now, Dir, Kind, Parsed, ATTR_ARCHIVE, ATTR_DIR, MAX_DIR_ENTRIES};
-use name::fold;
 use table::{Entry, Fat};
 
 /// Anything the engine can run on.
@@ -143,6 +142,11 @@ pub fn format<S: Storage>(storage: &mut S, options: &FormatOptions) -> Result<()
     format::format(storage, options)
 }
 
+/// What the directory cache may hold before [`FileSystem::trim_dir_cache`] drops the least
+/// recently used directories (at least twice the largest cached one): a few folders of a
+/// few thousand photos each.
+const DIR_CACHE_BYTES: usize = 2 << 20;
+
 /// An open FAT volume.
 pub struct FileSystem<S: Storage> {
     storage: S,
@@ -150,7 +154,12 @@ pub struct FileSystem<S: Storage> {
     /// Sector 0 as read (we only ever change its state byte).
     boot: Vec<u8>,
     fat: Fat,
+    /// Directories read so far (see [`FileSystem::trim_dir_cache`]).
     dirs: HashMap<u32, Dir>,
+    /// Counts directory uses; each cached directory keeps the count of its last use.
+    dir_clock: u64,
+    /// A directory was loaded or grew since the last trim.
+    dirs_grew: bool,
     oem: String,
     label: Option<String>,
     volume_id: u32,
@@ -322,6 +331,8 @@ impl<S: Storage> FileSystem<S> {
             boot,
             fat,
             dirs: HashMap::new(),
+            dir_clock: 0,
+            dirs_grew: false,
             was_dirty,
             barriers: false,
             dirty_on_disk: false,
@@ -462,7 +473,9 @@ impl<S: Storage> FileSystem<S> {
 
     /// Make sure the directory with key `key` (0 = root, else first cluster) is loaded.
     fn load_dir(&mut self, key: u32) -> Result<()> {
-        if self.dirs.contains_key(&key) {
+        self.dir_clock += 1;
+        if let Some(d) = self.dirs.get_mut(&key) {
+            d.used = self.dir_clock;
             return Ok(());
         }
         let dir = if key == 0 && self.geo.fat_type != FatType::Fat32 {
@@ -483,8 +496,49 @@ impl<S: Storage> FileSystem<S> {
             let data = self.read_clusters(&clusters)?;
             Dir::new(clusters, None, data)
         };
+        let mut dir = dir;
+        dir.used = self.dir_clock;
         self.dirs.insert(key, dir);
+        self.dirs_grew = true;
         Ok(())
+    }
+
+    /// Drop the least recently used directories from the cache until what it holds
+    /// (entries and their indexes) is within [`DIR_CACHE_BYTES`]; the most recently used
+    /// one always stays. A card with 100,000 photos in 20 folders would otherwise keep
+    /// about 16 MB of directories for the whole run, though a run goes through its folders
+    /// in order. Dropping is safe at any time between operations: every change to a
+    /// directory is written through, so a dropped one is read back as it was.
+    ///
+    /// Call it between operations (the storage layer does, before each), never during one.
+    pub fn trim_dir_cache(&mut self) {
+        if !self.dirs_grew {
+            return;
+        }
+        self.dirs_grew = false;
+        let mut total = 0;
+        let mut largest = 0;
+        for d in self.dirs.values() {
+            total += d.footprint();
+            largest = largest.max(d.footprint());
+        }
+        // Two of the largest always fit: an operation may go back and forth between a huge
+        // folder and another (a temporary file renamed into it), and dropping either would
+        // read it again each time.
+        let limit = DIR_CACHE_BYTES.max(2 * largest);
+        while total > limit && self.dirs.len() > 1 {
+            let Some(oldest) = self
+                .dirs
+                .iter()
+                .min_by_key(|(_, d)| d.used)
+                .map(|(&k, _)| k)
+            else {
+                break;
+            };
+            if let Some(d) = self.dirs.remove(&oldest) {
+                total -= d.footprint();
+            }
+        }
     }
 
     fn dir(&mut self, key: u32) -> Result<&mut Dir> {
@@ -497,11 +551,11 @@ impl<S: Storage> FileSystem<S> {
     /// Slot of `name` in directory `key`, if present (case-insensitive; short aliases too).
     fn lookup(&mut self, key: u32, name: &str) -> Result<Option<usize>> {
         let d = self.dir(key)?;
-        if let Some(&s) = d.long.get(&fold(name)) {
+        if let Some(s) = d.lookup_long(name) {
             return Ok(Some(s));
         }
         if let Some(k) = name::sfn_key(name) {
-            if let Some(&s) = d.short.get(&k) {
+            if let Some(s) = d.lookup_short(&k) {
                 return Ok(Some(s));
             }
         }
@@ -580,7 +634,7 @@ impl<S: Storage> FileSystem<S> {
     fn choose_sfn(&mut self, key: u32, long: &str) -> Result<([u8; 11], bool)> {
         let d = self.dir(key)?;
         let taken = |d: &Dir, s: &[u8; 11]| {
-            d.short.contains_key(s) || d.long.contains_key(&fold(&name::sfn_display(s, 0)))
+            d.lookup_short(s).is_some() || d.lookup_long(&name::sfn_display(s, 0)).is_some()
         };
         if let Some(s) = name::exact_sfn(long) {
             if !taken(d, &s) {
@@ -655,6 +709,7 @@ impl<S: Storage> FileSystem<S> {
             let d = self.dir(key)?;
             d.clusters.push(c);
             d.data.extend_from_slice(&zeros);
+            self.dirs_grew = true;
         }
     }
 
@@ -729,10 +784,11 @@ impl<S: Storage> FileSystem<S> {
         self.begin_write()?;
         let d = self.dir(loc.dir)?;
         let first = p.first_slot;
+        // Before the entry is marked deleted: the index confirms a name against the entry.
+        d.unindex(&p.name, &p.sfn, loc.slot);
         for i in first..=loc.slot {
             d.data[i * 32] = 0xE5;
         }
-        d.unindex(&p.name, &p.sfn, loc.slot);
         d.add_hole(first, loc.slot + 1 - first);
         let d = self
             .dirs
@@ -959,7 +1015,7 @@ impl<S: Storage> FileSystem<S> {
         if p.is_dir() {
             let k = self.key_of(&p, path)?;
             let d = self.dir(k)?;
-            if !d.long.is_empty() {
+            if !d.is_empty() {
                 return Err(Error::DirectoryNotEmpty { path: path.into() });
             }
             dir_key = Some(k);

@@ -37,15 +37,32 @@ pub fn validate_name(name: &str) -> Result<()> {
 
 /// Simple (one-to-one) upper-casing, as FAT implementations compare names.
 pub(crate) fn fold(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            let mut up = c.to_uppercase();
-            match (up.next(), up.next()) {
-                (Some(u), None) => u,
-                _ => c,
-            }
-        })
-        .collect()
+    folded(s).collect()
+}
+
+fn folded(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().map(|c| {
+        let mut up = c.to_uppercase();
+        match (up.next(), up.next()) {
+            (Some(u), None) => u,
+            _ => c,
+        }
+    })
+}
+
+/// A hash of `fold(s)`, computed without building it.
+pub(crate) fn fold_hash(s: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in folded(s) {
+        h.write_u32(c as u32);
+    }
+    h.finish()
+}
+
+/// `fold(a) == fold(b)`, without building either.
+pub(crate) fn same_folded(a: &str, b: &str) -> bool {
+    a == b || folded(a).eq(folded(b))
 }
 
 /// Characters allowed in a short name besides A-Z and 0-9.

@@ -316,9 +316,12 @@ fn fill_volume_then_nospace() {
     let img = image(size);
     our_format(&img, size, Some(FatType::Fat12));
     let mut fs = open_fs(&img);
+    // Leave less free than the writer gathers (1 MiB) ...
+    let filler = fs.free_bytes() - MIB / 2;
+    our_write(&mut fs, "/filler.bin", &pattern(filler as usize, 2));
     let mut w = fs.create_file("/big.bin").unwrap();
-    // Buffered: the error shows at finish.
-    w.write_all(&pattern(3 * MIB as usize, 1)).unwrap();
+    // ... so that a buffered write that does not fit shows its error at finish.
+    w.write_all(&pattern(3 * MIB as usize / 4, 1)).unwrap();
     assert!(matches!(w.finish(None), Err(Error::NoSpace { .. })));
     // Large direct writes fail in write itself.
     let mut w = fs.create_file("/big2.bin").unwrap();
@@ -635,4 +638,45 @@ fn dirty_flag_and_barriers() {
     let with = fs.storage_mut().1;
     // data | FAT | directory entry: two ordering points.
     assert!(with >= without + 2, "{without} -> {with}");
+}
+
+#[test]
+fn directories_dropped_from_the_cache_read_back_as_they_were() {
+    let size = 64 * MIB;
+    let img = image(size);
+    our_format(&img, size, Some(FatType::Fat32));
+    let mut fs = open_fs(&img);
+    // Eight folders of 2,000 long names: more than the cache keeps, so that the first ones
+    // are dropped while the last are filled, and read again below.
+    let dirs: Vec<String> = (0..8).map(|d| format!("/Folder number {d}")).collect();
+    for d in &dirs {
+        fs.trim_dir_cache();
+        fs.create_dir(d).unwrap();
+        for i in 0..2000 {
+            fs.trim_dir_cache();
+            our_write(&mut fs, &format!("{d}/a long photo name {i:05}.jpg"), b"x");
+        }
+    }
+    for d in &dirs {
+        fs.trim_dir_cache();
+        // Case-insensitive lookups, short aliases and removals still find the right entry.
+        assert_eq!(
+            fs.stat(&format!("{d}/A LONG PHOTO NAME 01999.JPG"))
+                .unwrap()
+                .size,
+            1
+        );
+        fs.remove(&format!("{d}/a long photo name 00000.jpg"))
+            .unwrap();
+        assert!(fs
+            .stat(&format!("{d}/a long photo name 00000.jpg"))
+            .is_err());
+        fs.trim_dir_cache();
+        our_write(&mut fs, &format!("{d}/a long photo name 00000.jpg"), b"yy");
+        assert_eq!(fs.list_dir(d).unwrap().len(), 2000);
+    }
+    fs.flush().unwrap();
+    assert!(fs.check().unwrap().problems.is_empty());
+    drop(fs);
+    assert_fsck_clean(&img.path);
 }
