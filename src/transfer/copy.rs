@@ -7,12 +7,13 @@ use sha2::{Digest, Sha256};
 
 use crate::storage::{self, names, StorageError, Volume};
 
+use super::hasher::Hasher;
 use super::{Progress, TMP_DIR};
 
 /// Large blocks: the FAT engine and the kernel both do best with long sequential runs.
-const CHUNK: usize = 4 << 20;
+pub(super) const CHUNK: usize = 4 << 20;
 /// Chunks in flight between reading/writing and hashing (memory: `DEPTH * CHUNK`).
-const DEPTH: usize = 4;
+pub(super) const DEPTH: usize = 4;
 
 /// How a copy failed, which decides whether the run goes on.
 #[derive(Debug)]
@@ -46,7 +47,9 @@ pub struct Job<'a> {
 pub struct Copied {
     /// Where the file is on the card, when that is not the planned path.
     pub destination: Option<String>,
-    pub sha256: [u8; 32],
+    /// Known for a copy already on the card (and a new copy checked against one); otherwise
+    /// the run's [`Hasher`] has it under the file's index.
+    pub sha256: Option<[u8; 32]>,
     pub bytes_written: u64,
     pub already_there: bool,
     /// Saved as `name (n).ext` because a different file holds the name.
@@ -133,12 +136,12 @@ thread_local! {
     static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn take_buffer() -> Vec<u8> {
+pub(super) fn take_buffer() -> Vec<u8> {
     POOL.with(|p| p.borrow_mut().pop())
         .unwrap_or_else(|| vec![0u8; CHUNK])
 }
 
-fn give_back(buf: Vec<u8>) {
+pub(super) fn give_back(buf: Vec<u8>) {
     if buf.len() == CHUNK {
         POOL.with(|p| {
             let mut p = p.borrow_mut();
@@ -291,6 +294,7 @@ pub fn copy_one(
     job: &Job<'_>,
     run_id: &str,
     index: usize,
+    hasher: &mut Hasher,
     progress: &mut dyn Progress,
 ) -> Result<Copied, CopyError> {
     let parent = storage::parent(job.dest);
@@ -333,7 +337,7 @@ pub fn copy_one(
         if card_sha == sha {
             return Ok(Copied {
                 destination: cand,
-                sha256: sha,
+                sha256: Some(sha),
                 bytes_written: 0,
                 already_there: true,
                 renamed: n > 1,
@@ -347,20 +351,27 @@ pub fn copy_one(
     }
     card.create_dir_all(TMP_DIR).map_err(card_error)?;
     let tmp = format!("{TMP_DIR}/{run_id}-{index}");
-    let result = write_temp(phone, card, job, &tmp, progress);
-    let (sha, len) = match result {
+    let result = write_temp(phone, card, job, &tmp, hasher, index, progress);
+    let len = match result {
         Ok(v) => v,
         Err(e) => {
             let _ = card.remove_file(&tmp);
             return Err(e);
         }
     };
-    if let Some(first) = source_sha {
-        if first != sha {
-            let _ = card.remove_file(&tmp);
-            return Err(CopyError::Source("the original changed while it was being read (two reads differ); it was kept, run again".into()));
+    // When the source was hashed before (to compare with a file already on the card), the
+    // copy's digest must agree with that first read; it is then known here already.
+    let sha256 = match source_sha {
+        Some(first) => {
+            let copied = hasher.wait_for(index);
+            if copied != Some(first) {
+                let _ = card.remove_file(&tmp);
+                return Err(CopyError::Source("the original changed while it was being read (two reads differ); it was kept, run again".into()));
+            }
+            copied
         }
-    }
+        None => None,
+    };
     // Rename into place; if the name got taken meanwhile, take the next free one.
     let mut target = target;
     let mut k = n;
@@ -380,64 +391,77 @@ pub fn copy_one(
     }
     Ok(Copied {
         destination: target,
-        sha256: sha,
+        sha256,
         bytes_written: len,
         already_there: false,
         renamed,
     })
 }
 
+/// Copy the source to `tmp` on the card. Each chunk goes to the run's hasher right after
+/// it is written (the digest is of exactly the bytes written) while the next one is read;
+/// the file's digest is ended under `index` only when every byte arrived and the sink
+/// finished, and dropped otherwise.
 fn write_temp(
     phone: &mut dyn Volume,
     card: &mut dyn Volume,
     job: &Job<'_>,
     tmp: &str,
+    hasher: &mut Hasher,
+    index: usize,
     progress: &mut dyn Progress,
-) -> Result<([u8; 32], u64), CopyError> {
+) -> Result<u64, CopyError> {
     let mut src = phone
         .open_read(job.source)
         .map_err(|e| CopyError::Source(format!("cannot read the original: {e}")))?;
     let mut sink = card.create_new(tmp).map_err(card_error)?;
-    // Each chunk is read, written, then hashed on the pipeline's thread while the next
-    // chunk is read and written: the digest is of exactly the bytes written.
-    let mut pipe = Pipeline::new(job.size > CHUNK as u64);
     let copied = (|| {
         let mut len = 0u64;
         loop {
-            let mut buf = pipe.buffer();
+            let mut buf = hasher.buffer();
             let filled = match fill(&mut src, &mut buf) {
                 Ok(n) => n,
                 Err(e) => {
-                    give_back(buf);
+                    hasher.unused(buf);
                     return Err(CopyError::Source(format!(
                         "reading the original failed: {e}"
                     )));
                 }
             };
             if filled == 0 {
-                give_back(buf);
+                hasher.unused(buf);
                 break;
             }
             if let Err(e) = sink.write_all(&buf[..filled]) {
-                give_back(buf);
+                hasher.unused(buf);
                 return Err(card_error(StorageError::io(tmp, e)));
             }
-            pipe.hash(buf, filled);
+            hasher.chunk(buf, filled);
             len += filled as u64;
             progress.advance(filled as u64);
             if filled < CHUNK {
                 break;
             }
         }
+        if len != job.size {
+            return Err(CopyError::Source(short_read(len, job.size)));
+        }
         Ok(len)
     })();
-    let sha = pipe.finish();
-    let len = copied?;
-    if len != job.size {
-        return Err(CopyError::Source(short_read(len, job.size)));
+    let finished = copied.and_then(|len| {
+        sink.finish(job.modified).map_err(card_error)?;
+        Ok(len)
+    });
+    match finished {
+        Ok(len) => {
+            hasher.end(index);
+            Ok(len)
+        }
+        Err(e) => {
+            hasher.abort();
+            Err(e)
+        }
     }
-    sink.finish(job.modified).map_err(card_error)?;
-    Ok((sha, len))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 mod cache_flush;
 pub mod contacts;
 mod copy;
+mod hasher;
 mod plan;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -337,6 +338,7 @@ impl Session<'_> {
         let mut written_total = 0u64;
         let mut card_errors_in_a_row = 0;
         let mut stop_reason: Option<String> = None;
+        let mut hasher = hasher::Hasher::new();
 
         for i in 0..self.report.files.len() {
             let file = &self.report.files[i];
@@ -358,12 +360,13 @@ impl Session<'_> {
                 },
                 &self.options.run_id,
                 i,
+                &mut hasher,
                 progress,
             ) {
                 Ok(done) => {
                     card_errors_in_a_row = 0;
                     let r = &mut self.report.files[i];
-                    r.sha256 = Some(done.sha256);
+                    r.sha256 = done.sha256;
                     if let Some(dest) = done.destination {
                         r.destination = Some(dest);
                     }
@@ -405,11 +408,13 @@ impl Session<'_> {
                     break;
                 }
                 let (batch, _) = closed.pop_front().unwrap_or_default();
+                self.take_digests(&mut hasher);
                 self.verify_and_commit(&batch, false, progress)?;
             }
         }
         let mut rest: Vec<usize> = closed.into_iter().flat_map(|(b, _)| b).collect();
         rest.extend(current);
+        self.take_digests(&mut hasher);
         self.verify_and_commit(&rest, true, progress)?;
         self.remove_pending(true)?;
         if self.report.read_back_mismatches > 0 {
@@ -427,6 +432,18 @@ impl Session<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// The digests of the copies hashed so far, onto their reports. A copy without one
+    /// (its hasher failed) reads back as different and keeps its original.
+    fn take_digests(&mut self, hasher: &mut hasher::Hasher) {
+        for (i, digest) in hasher.wait_all() {
+            if let Some(r) = self.report.files.get_mut(i) {
+                if r.status == Status::Copied {
+                    r.sha256 = Some(digest);
+                }
+            }
+        }
     }
 
     fn fail(&mut self, i: usize, why: String) {
