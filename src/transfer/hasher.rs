@@ -170,18 +170,37 @@ impl Hasher {
         self.ready.remove(&index)
     }
 
-    /// Every digest ended so far, waiting for those still being computed.
-    pub fn wait_all(&mut self) -> Vec<(usize, [u8; 32])> {
+    /// Hand every digest computed so far to `take`, without waiting. Called after each
+    /// file, so that digests do not pile up in the channel on runs of many small files.
+    pub fn take_ready(&mut self, take: &mut dyn FnMut(usize, [u8; 32])) {
+        while self.receive(false) {}
+        for (index, digest) in self.ready.drain() {
+            take(index, digest);
+        }
+    }
+
+    /// Hand every digest ended so far to `take`, waiting for those still being computed;
+    /// then the buffers go back to the thread's pool, for the read-back.
+    pub fn wait_all(&mut self, take: &mut dyn FnMut(usize, [u8; 32])) {
         while self.outstanding > 0 {
             if !self.receive(true) {
                 self.reraise_panic();
                 break;
             }
         }
-        self.ready.drain().collect()
+        for (index, digest) in self.ready.drain() {
+            take(index, digest);
+        }
+        if let Some(free) = &self.free {
+            // Every chunk before the last digest was hashed and its buffer sent back.
+            for b in free.try_iter() {
+                self.buffers = self.buffers.saturating_sub(1);
+                give_back(b);
+            }
+        }
     }
 
-    /// Receive one digest; false when the hasher is gone.
+    /// Receive one digest; false when there is none (`block`: when the hasher is gone).
     fn receive(&mut self, block: bool) -> bool {
         let Some(done) = &self.done else {
             return false;
@@ -250,9 +269,13 @@ mod tests {
         h.end(7);
         h.end(8); // an empty file
         assert_eq!(h.wait_for(7), Some(sha(&b)));
-        let mut all = h.wait_all();
+        let mut all = Vec::new();
+        h.wait_all(&mut |i, d| all.push((i, d)));
         all.sort();
         assert_eq!(all, vec![(3, sha(&a)), (8, sha(b""))]);
+        let mut none = 0;
+        h.take_ready(&mut |_, _| none += 1);
+        assert_eq!(none, 0);
         assert_eq!(h.wait_for(99), None);
     }
 

@@ -399,6 +399,7 @@ impl Session<'_> {
                     }
                 }
             }
+            self.take_digests(&mut hasher, false);
             if current_bytes >= batch_bytes {
                 closed.push_back((std::mem::take(&mut current), written_total));
                 current_bytes = 0;
@@ -408,13 +409,13 @@ impl Session<'_> {
                     break;
                 }
                 let (batch, _) = closed.pop_front().unwrap_or_default();
-                self.take_digests(&mut hasher);
+                self.take_digests(&mut hasher, true);
                 self.verify_and_commit(&batch, false, progress)?;
             }
         }
         let mut rest: Vec<usize> = closed.into_iter().flat_map(|(b, _)| b).collect();
         rest.extend(current);
-        self.take_digests(&mut hasher);
+        self.take_digests(&mut hasher, true);
         self.verify_and_commit(&rest, true, progress)?;
         self.remove_pending(true)?;
         if self.report.read_back_mismatches > 0 {
@@ -436,13 +437,20 @@ impl Session<'_> {
 
     /// The digests of the copies hashed so far, onto their reports. A copy without one
     /// (its hasher failed) reads back as different and keeps its original.
-    fn take_digests(&mut self, hasher: &mut hasher::Hasher) {
-        for (i, digest) in hasher.wait_all() {
-            if let Some(r) = self.report.files.get_mut(i) {
+    /// `wait`: also those still being computed (before a read-back).
+    fn take_digests(&mut self, hasher: &mut hasher::Hasher, wait: bool) {
+        let files = &mut self.report.files;
+        let mut take = |i: usize, digest: [u8; 32]| {
+            if let Some(r) = files.get_mut(i) {
                 if r.status == Status::Copied {
                     r.sha256 = Some(digest);
                 }
             }
+        };
+        if wait {
+            hasher.wait_all(&mut take);
+        } else {
+            hasher.take_ready(&mut take);
         }
     }
 
