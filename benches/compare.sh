@@ -28,7 +28,7 @@
 #      and into a directory (sdexport photos --all-files): times and the 16k / 1k factor
 #   5. peak RSS (/usr/bin/time -v) for 100,000 small files and for one 3 GiB file, into images
 #   6. hash throughput: sdexport's copy pipeline (a tmpfs card, so only CPU counts): a re-run
-#      that finds the file already on the card (one hashing pass over the source) and a
+#      that finds the file already on the card (hashes the source and the card copy: two passes) and a
 #      first run (copy + read back: two passes), vs sha256sum vs sha2 in memory
 #
 # Fairness: every verified-by-hand reference drops the host's cache of what it reads back
@@ -308,8 +308,9 @@ if ONE 6; then
   for i in $(seq "$REPS"); do
     rm -rf "$SHM/card"; mkdir "$SHM/card"
     timed ours ours --to "$SHM/card" "$SHM/phone"
-    # The same run again: the file is already on the card (found by size, matched with the
-    # manifest's hash), so the run is one pass of the copy pipeline's hashing over the source.
+    # The same run again: the file is already on the card (same name and size), so the run
+    # hashes the source and the card's copy (it never trusts the manifest alone): two passes
+    # of the pipeline's hashing, no copy.
     timed rerun ours --to "$SHM/card" "$SHM/phone"
     timed sha256sum sha256sum "$SHM/phone/DCIM/Camera/VID_0001.mp4"
   done
@@ -320,8 +321,8 @@ if ONE 6; then
   SUM_R=$(awk -v b="$B" -v t="$(median sha256sum)" 'BEGIN{printf "%.3f", b/t/1e9}')
   printf "  %-58s %s GB/s\n" "sha2 in memory (hashbench, median of $REPS)" "$SHA2"
   printf "  %-58s %s GB/s  (%s s)\n" "sha256sum of the cached file" "$SUM_R" "$(median sha256sum)"
-  RERUN_R=$(awk -v b="$B" -v t="$(median rerun)" 'BEGIN{printf "%.3f", b/t/1e9}')
-  printf "  %-58s %s GB/s  (%s s)\n" "sdexport re-run, file already on card: bytes / wall time" "$RERUN_R" "$(median rerun)"
+  RERUN_R=$(awk -v b="$B" -v t="$(median rerun)" 'BEGIN{printf "%.3f", 2*b/t/1e9}')
+  printf "  %-58s %s GB/s  (%s s)\n" "sdexport re-run, already on card: 2 x bytes hashed / wall time" "$RERUN_R" "$(median rerun)"
   printf "  %-58s %s GB/s  (%s s for copy + read back)\n" "sdexport photos to tmpfs: 2 x bytes hashed / wall time" "$OURS_R" "$(median ours)"
   echo "  ratios: re-run/sha2-in-memory $(ratio "$RERUN_R" "$SHA2")  re-run/sha256sum $(ratio "$RERUN_R" "$SUM_R")  copy+read-back/sha2-in-memory $(ratio "$OURS_R" "$SHA2")"
   rm -rf "$SHM"; SHM=""
