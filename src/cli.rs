@@ -235,8 +235,9 @@ pub struct PhotoOptions {
     pub all_files: bool,
     /// With --move on long runs: read back and release originals every SIZE (at least 1G)
     /// instead of only after the run's last write, so the phone gets space back as it goes.
-    /// A counterfeit card can then overwrite an already released batch with the same run's
-    /// later writes: run `sdexport probe` on a new card first (docs/SAFETY.md)
+    /// Only on a card that passed `sdexport probe` (a counterfeit card could overwrite a
+    /// released batch with the same run's later writes); otherwise it is ignored, with a
+    /// warning (docs/SAFETY.md)
     #[arg(long, value_parser = parse_batch, value_name = "size")]
     pub batch: Option<u64>,
     /// With --move: before the last copies are read back, write and delete this much filler

@@ -16,6 +16,36 @@ use std::io::{Read, Write};
 use crate::storage::{StorageError, Volume};
 
 pub const PROBE_DIR: &str = ".sdexport/probe";
+/// Written by a probe that tested the whole free space and found it sound: what `--batch`
+/// needs (docs/SAFETY.md).
+pub const PASSED_PATH: &str = ".sdexport/probe-passed.json";
+
+/// What [`PASSED_PATH`] records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Passed {
+    /// The volume's total size when probed: a record from another card (or the same card
+    /// formatted to another size) does not count.
+    pub total_bytes: u64,
+    pub bytes_tested: u64,
+    pub probed_at: String,
+}
+
+/// Whether this card passed a whole-free-space probe (see [`PASSED_PATH`]).
+pub fn passed(card: &mut dyn Volume) -> Result<bool, StorageError> {
+    if card.stat(PASSED_PATH)?.is_none() {
+        return Ok(false);
+    }
+    let mut text = String::new();
+    if card
+        .open_read(PASSED_PATH)?
+        .read_to_string(&mut text)
+        .is_err()
+    {
+        return Ok(false);
+    }
+    let total = card.space()?.total_bytes;
+    Ok(serde_json::from_str::<Passed>(&text).is_ok_and(|p| p.total_bytes == total))
+}
 const BLOCK: usize = 4096;
 /// Files stay well below FAT32's 4 GiB limit.
 const FILE_BYTES: u64 = 1 << 30;
@@ -88,6 +118,18 @@ pub fn probe(
     }
     result?;
     cleanup?;
+    // Only a probe of the whole free space vouches for the card's capacity.
+    if report.ok() && report.bytes_tested >= usable / BLOCK as u64 * BLOCK as u64 {
+        let record = Passed {
+            total_bytes: space.total_bytes,
+            bytes_tested: report.bytes_tested,
+            probed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let json =
+            serde_json::to_vec_pretty(&record).map_err(|e| StorageError::Other(e.to_string()))?;
+        card.create_dir_all(crate::manifest::STATE_DIR)?;
+        crate::manifest::replace_file(card, PASSED_PATH, &mut |w| w.write_all(&json))?;
+    }
     card.sync()?;
     Ok(report)
 }

@@ -216,6 +216,17 @@ fn options(batch_bytes: u64) -> PhotoOptions {
     }
 }
 
+/// Probe the card's whole free space (`sdexport probe`), as `--batch` requires; returns
+/// whether it passed.
+fn probe_card<M: Medium>(medium: M) -> bool {
+    let mut card = FatVolume::open(medium, "card").unwrap();
+    let ok = sdexport::probe::probe(&mut card, None, &mut |_, _| {})
+        .map(|r| r.ok())
+        .unwrap_or(false);
+    card.into_medium().unwrap();
+    ok
+}
+
 fn run_move<M: Medium>(medium: M, phone: &Path, batch_bytes: u64) -> Result<PhotosReport, String> {
     let mut card = FatVolume::open(medium, "card").map_err(|e| e.to_string())?;
     let mut phone = DirVolume::open(phone).map_err(|e| e.to_string())?;
@@ -350,24 +361,53 @@ fn fake_capacity_whole_run_verified_at_the_end() {
     );
 }
 
-/// The same card, with batches released mid-run (4 MiB batches): a batch read back after
-/// 4 MiB more was written is correct at that moment; its originals are removed; then the
-/// run writes past the real 24 MiB and the wrap overwrites it. The protocol cannot catch
-/// this: SAFETY.md says so ("a wrap that lands on an earlier, already released batch is
-/// possible only if the run wrote more than the card's real capacity after that batch").
-/// At full scale: a "32 GB" card with 8 GB real flash, a 20 GB move, 1 GiB batches.
+/// The same card, with batches asked for (4 MiB): a batch read back after 4 MiB more was
+/// written would be correct at that moment and its originals released; then the run writes
+/// past the real 24 MiB and the wrap overwrites it (32 of 42 originals were lost that way).
+/// Batches now need a card that passed `sdexport probe` (a counterfeit card cannot): on this
+/// unprobed card the run says `--batch` was not used and releases nothing before its last
+/// write, so the read-back sees the wrap.
 #[test]
-#[ignore = "protocol limit: batches released mid-run are overwritten when a later part of the same run wraps past the real capacity of a counterfeit card (see docs/RELIABILITY.md)"]
-fn fake_capacity_batches_released_mid_run() {
+fn fake_capacity_batches_need_a_probed_card() {
     if !oracle(&["mcopy"]) {
         return;
     }
-    let (lost, warned) = fake_capacity_case("fake capacity, 4 MiB batches", 40, 4 * MIB);
+    let (lost, warned) = fake_capacity_case("fake capacity, 4 MiB batches asked for", 40, 4 * MIB);
     assert!(
         lost.is_empty(),
         "originals lost on a fake-capacity card: {lost:?}"
     );
     assert!(warned);
+}
+
+/// On a card that passed the probe, batches are used: the run does not say otherwise.
+#[test]
+fn batches_are_used_on_a_probed_card() {
+    let tmp = scratch("probed");
+    let phone = tmp.path().join("phone");
+    make_phone(&phone, 0xB0B, 6, 900_000, 1_100_000, false);
+    let mut img = io::Cursor::new(vec![0u8; REAL as usize]);
+    sdexport_fat::format(
+        &mut img,
+        &FormatOptions {
+            volume_bytes: REAL,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let card = MemDisk::new(img.into_inner());
+    let not_used = |r: &PhotosReport| {
+        r.warnings
+            .iter()
+            .any(|w| w.contains("--batch was not used"))
+    };
+    let before = run_move(card.clone(), &phone, 2 * MIB).expect("run");
+    assert!(not_used(&before), "{:?}", before.warnings);
+    assert!(probe_card(card.clone()), "a sound card failed the probe");
+    make_phone(&phone, 0xB0C, 6, 900_000, 1_100_000, false);
+    let after = run_move(card.clone(), &phone, 2 * MIB).expect("run");
+    assert!(!not_used(&after), "{:?}", after.warnings);
+    assert!(after.complete(), "{after:?}");
 }
 
 /// A run that fits in the real flash of a fake card (10 MiB of 24): nothing wraps, nothing
@@ -396,6 +436,8 @@ fn lossy_cache_case(label: &str, files: usize, batch_bytes: u64) -> Vec<String> 
     )
     .unwrap();
     let card = LossyCache::new(img.into_inner(), CACHE);
+    // Batches need a probed card; this one passes (it keeps everything until pulled).
+    assert!(probe_card(card.clone()), "the lossy card failed the probe");
     let result = run_move(card.clone(), &phone, batch_bytes);
     judge(
         label,
@@ -444,6 +486,8 @@ fn lossy_cache_card_keeps_every_batch_but_the_last() {
     )
     .unwrap();
     let card = LossyCache::new(img.into_inner(), CACHE);
+    // Batches need a probed card; this one passes (it keeps everything until pulled).
+    assert!(probe_card(card.clone()), "the lossy card failed the probe");
     let result = run_move(card.clone(), &phone, 4 * MIB);
     let lost = judge(
         "lossy 4 MiB cache, all but the last batch",

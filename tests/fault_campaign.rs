@@ -72,7 +72,11 @@ fn fresh_image() -> Vec<u8> {
         },
     )
     .expect("format");
-    c.into_inner()
+    // Probed, as `--batch` requires, so that the runs release originals batch by batch.
+    let mut card = FatVolume::open(c, "card").expect("open");
+    let probe = sdexport::probe::probe(&mut card, None, &mut |_, _| {}).expect("probe");
+    assert!(probe.ok(), "{probe:?}");
+    card.into_medium().expect("flush").into_inner()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -110,11 +110,22 @@ fn a_good_card_passes_and_keeps_its_files() {
         v.stat(".sdexport/probe").unwrap().is_none(),
         "probe files left behind"
     );
-    let free_after = v.space().unwrap().free_bytes;
-    assert_eq!(
-        free_after, r.free_bytes_before,
-        "the probe did not give the space back"
+    // The space comes back, but for the record of the pass (a folder and a small file).
+    let space = v.space().unwrap();
+    assert!(
+        r.free_bytes_before - space.free_bytes <= 2 * space.cluster_bytes,
+        "the probe did not give the space back: {} of {} free",
+        space.free_bytes,
+        r.free_bytes_before
     );
+    assert!(
+        sdexport::probe::passed(&mut v).unwrap(),
+        "no record of the pass"
+    );
+    // A probe of part of the free space vouches for nothing.
+    let mut w = formatted(Cursor::new(vec![0u8; 48 << 20]), 48 << 20);
+    assert!(probe(&mut w, Some(1 << 20), &mut |_, _| {}).unwrap().ok());
+    assert!(!sdexport::probe::passed(&mut w).unwrap());
     let report = v.fs().check().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
@@ -130,6 +141,10 @@ fn a_counterfeit_card_is_caught() {
             assert!(r.bad_blocks > 0, "{r:?}");
             let first = r.first_bad_offset.unwrap();
             assert!(first < 16 << 20, "first bad block after {first} bytes");
+            assert!(
+                !sdexport::probe::passed(&mut v).unwrap_or(false),
+                "a failed probe left a record of a pass"
+            );
         }
         // The wrap may also destroy the file system's own structures: refusing to go on is
         // a correct answer too, as long as it is an error and not a pass.

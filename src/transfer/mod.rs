@@ -283,6 +283,16 @@ pub fn run_photos(
         report.summarise();
         return Ok(report);
     }
+    // Batches released mid-run are safe only on a card whose capacity is real: a counterfeit
+    // card could overwrite a released batch with the same run's later writes (SAFETY.md).
+    let mut effective = options.clone();
+    if options.batch_bytes != u64::MAX && !crate::probe::passed(card)? {
+        effective.batch_bytes = u64::MAX;
+        report.warnings.push(
+            "--batch was not used: this card has not passed `sdexport probe` (on a counterfeit card the run's later writes could overwrite a batch already released); originals are released after the run's last write instead. Run `sdexport probe CARD` once to allow batches on it.".into(),
+        );
+    }
+    let options = &effective;
 
     let mut session = Session {
         phone,

@@ -118,13 +118,16 @@ pub fn hash_tree(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// Read a FAT image with mtools (`mcopy -s -n -m -i img ::/ dir`) and hash what it holds.
-/// Whatever mtools cannot read is simply not there (that is the point of the oracle).
+/// Read a FAT image with mtools and hash what it holds: `mcopy -s` of the whole card, and
+/// when that fails (it aborts at the first unreadable file — a damaged manifest, say — and
+/// hides every file after it), each file `mdir -/ -b` lists is copied out with its own
+/// `mcopy`. Whatever mtools cannot read is simply not there (that is the point of the
+/// oracle).
 pub fn mtools_hashes(image: &Path, work: &Path) -> BTreeMap<String, String> {
     let out = work.join("mtools-extract");
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out).unwrap();
-    let ok = Command::new("mcopy")
+    let whole = Command::new("mcopy")
         .env("MTOOLS_SKIP_CHECK", "1")
         .args(["-s", "-n", "-m", "-i"])
         .arg(image)
@@ -133,18 +136,52 @@ pub fn mtools_hashes(image: &Path, work: &Path) -> BTreeMap<String, String> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if !ok {
-        let _ = Command::new("mcopy")
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .args(["-s", "-n", "-m", "-i"])
-            .arg(image)
-            .arg("::/*")
-            .arg(format!("{}/", out.display()))
-            .output();
+    if !whole {
+        copy_file_by_file(image, &out);
     }
     let h = hash_tree(&out);
     let _ = fs::remove_dir_all(&out);
     h
+}
+
+fn copy_file_by_file(image: &Path, out: &Path) {
+    let listing = Command::new("mdir")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-/", "-b", "-i"])
+        .arg(image)
+        .arg("::/")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for line in listing.lines() {
+        // `-b` prints `::/path` for files and `::/path/` for directories.
+        let Some(path) = line.strip_prefix("::/") else {
+            continue;
+        };
+        if path.is_empty() || path.ends_with('/') {
+            continue;
+        }
+        let dest = out.join(path);
+        if dest.exists() {
+            // Copied by `mcopy -s` before it stopped (the file it stopped at is partial, so
+            // it hashes as nothing on the phone).
+            continue;
+        }
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        let ok = Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-n", "-m", "-i"])
+            .arg(image)
+            .arg(format!("::/{path}"))
+            .arg(&dest)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            let _ = fs::remove_file(&dest);
+            eprintln!("mtools could not read ::/{path}");
+        }
+    }
 }
 
 /// `fsck.fat -n image`: `Ok(())` when clean, else its output.
