@@ -11,7 +11,7 @@
 
 use crate::dir::{self, now, Kind, ATTR_DIR};
 use crate::table::Entry;
-use crate::{FatType, FileSystem, Problem, Result, Storage};
+use crate::{CheckReport, FatType, FileSystem, Problem, Result, Storage};
 
 /// What [`FileSystem::repair_after_crash`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,17 +64,24 @@ impl<S: Storage> FileSystem<S> {
         let mut fixed_dots: Vec<String> = Vec::new();
         // Each pass removes the damaged disposable entries the check names; forgetting one
         // can bring another to light (a cross-link partner), so a few passes are allowed.
+        // The check of a pass that changed nothing still describes the volume: the leak
+        // repair below uses it rather than walking the whole card again.
+        let mut unchanged: Option<CheckReport> = None;
         for _ in 0..4 {
             self.dirs.clear();
             let check = self.check()?;
             let mut damaged: Vec<String> = Vec::new();
             let mut progress = false;
+            let mut attempted = false;
             for p in &check.problems {
                 damaged.extend(p.paths().into_iter().filter(|p| disposable(p)));
                 if let Problem::BadDotEntries { path } = p {
-                    if !disposable(path) && !fixed_dots.contains(path) && self.fix_dots(path)? {
-                        fixed_dots.push(path.clone());
-                        progress = true;
+                    if !disposable(path) && !fixed_dots.contains(path) {
+                        attempted = true;
+                        if self.fix_dots(path)? {
+                            fixed_dots.push(path.clone());
+                            progress = true;
+                        }
                     }
                 }
             }
@@ -87,16 +94,24 @@ impl<S: Storage> FileSystem<S> {
                 if forgotten.iter().any(|f| path.starts_with(&format!("{f}/"))) {
                     continue;
                 }
+                // A failed attempt may still have written: the check is then stale.
+                attempted = true;
                 if self.forget(&path).is_ok() {
                     forgotten.push(path);
                     progress = true;
                 }
             }
             if !progress {
+                if !attempted {
+                    unchanged = Some(check);
+                }
                 break;
             }
         }
-        let mut rep = self.repair_leaks()?;
+        let mut rep = match unchanged {
+            Some(check) => self.repair_leaks_found(check)?,
+            None => self.repair_leaks()?,
+        };
         rep.was_dirty = was_dirty;
         rep.forgotten = forgotten;
         rep.fixed_dots = fixed_dots;
@@ -181,9 +196,14 @@ impl<S: Storage> FileSystem<S> {
     /// write in this session, when the in-memory FAT may hold allocations that never
     /// reached a directory entry.
     pub(crate) fn repair_leaks(&mut self) -> Result<RepairReport> {
-        let mut rep = RepairReport::default();
         self.dirs.clear();
         let check = self.check()?;
+        self.repair_leaks_found(check)
+    }
+
+    /// [`Self::repair_leaks`] with the volume's current check already made.
+    fn repair_leaks_found(&mut self, check: CheckReport) -> Result<RepairReport> {
+        let mut rep = RepairReport::default();
         let mut resync = false;
         let mut free_count_wrong = false;
         for p in check.problems {
