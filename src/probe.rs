@@ -46,7 +46,7 @@ pub fn passed(card: &mut dyn Volume) -> Result<bool, StorageError> {
     let total = card.space()?.total_bytes;
     Ok(serde_json::from_str::<Passed>(&text).is_ok_and(|p| p.total_bytes == total))
 }
-const BLOCK: usize = 4096;
+pub(crate) const BLOCK: usize = 4096;
 /// Files stay well below FAT32's 4 GiB limit.
 const FILE_BYTES: u64 = 1 << 30;
 /// Writes in large pieces: sequential I/O is what cards are fast at.
@@ -74,7 +74,9 @@ impl ProbeReport {
     }
 }
 
-fn fill_block(buf: &mut [u8], index: u64, seed: u64) {
+/// The pattern of block `index` (4 KiB) for `seed`; also the filler of
+/// [`crate::transfer`]'s cache flush, which only needs blocks that differ and are not zero.
+pub(crate) fn fill_block(buf: &mut [u8], index: u64, seed: u64) {
     buf[..8].copy_from_slice(&index.to_le_bytes());
     buf[8..16].copy_from_slice(&seed.to_le_bytes());
     let mut x = (index ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -8,11 +8,12 @@
 //! before it has then left the cache, and the read-back sees what the flash holds.
 //!
 //! The filler goes to the temporary folder, so a run interrupted while writing it leaves a
-//! temp file that the next run removes like any other. Its bytes are pseudo-random: a card
-//! (or a layer above it) could otherwise store a block of zeros without writing it.
+//! temp file that the next run removes like any other. Its bytes are `sdexport probe`'s
+//! pseudo-random blocks: a card (or a layer above it) could store zeros without writing them.
 
 use std::io::Write;
 
+use crate::probe::{fill_block, BLOCK};
 use crate::storage::{StorageError, Volume};
 
 use super::TMP_DIR;
@@ -39,9 +40,12 @@ pub struct Pushed {
 pub fn push_out(card: &mut dyn Volume, run_id: &str, wanted: u64) -> Result<Pushed, StorageError> {
     let space = card.space()?;
     let room = space.free_bytes.saturating_sub(space.cluster_bytes);
+    // Whole blocks of the probe's pattern.
     let size = wanted
         .min(room)
-        .min(card.limits().max_file_size.unwrap_or(u64::MAX));
+        .min(card.limits().max_file_size.unwrap_or(u64::MAX))
+        / BLOCK as u64
+        * BLOCK as u64;
     let mut pushed = Pushed { written: 0, wanted };
     if size == 0 {
         return Ok(pushed);
@@ -63,11 +67,14 @@ fn write_filler(card: &mut dyn Volume, path: &str, size: u64) -> Result<u64, Sto
     {
         let mut sink = card.create_new(path)?;
         let mut buf = vec![0u8; CHUNK];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ size;
         let mut left = size;
+        let mut block = 0u64;
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
-            fill_pseudo_random(&mut buf[..n], &mut state);
+            for b in buf[..n].chunks_mut(BLOCK) {
+                fill_block(b, block, size);
+                block += 1;
+            }
             sink.write_all(&buf[..n])
                 .map_err(|e| StorageError::io(path, e))?;
             left -= n as u64;
@@ -76,31 +83,4 @@ fn write_filler(card: &mut dyn Volume, path: &str, size: u64) -> Result<u64, Sto
     }
     card.sync()?;
     Ok(size)
-}
-
-/// xorshift64*: cheap, and enough that no block repeats or is all zeros.
-fn fill_pseudo_random(buf: &mut [u8], state: &mut u64) {
-    for word in buf.chunks_mut(8) {
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        let v = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-        word.copy_from_slice(&v[..word.len()]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filler_blocks_differ_and_are_not_zero() {
-        let mut state = 1;
-        let mut a = vec![0u8; 4096];
-        let mut b = vec![0u8; 4096];
-        fill_pseudo_random(&mut a, &mut state);
-        fill_pseudo_random(&mut b, &mut state);
-        assert_ne!(a, b);
-        assert!(a.iter().filter(|&&x| x == 0).count() < 64);
-    }
 }
