@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::storage::{self, names, StorageError, Volume};
 
@@ -69,51 +69,54 @@ pub fn remove_leftover_temps(card: &mut dyn Volume) -> Result<(), StorageError> 
     Ok(())
 }
 
-/// Hash a file, reporting progress.
-///
-/// A file longer than one chunk is hashed on a second thread while this one reads the
-/// next chunk ([`Pipeline`]); a file that fits in one chunk is hashed inline, so that
-/// tens of thousands of small files pay no thread start.
+/// Hash a file on the run's hashing thread, reporting progress: each chunk is hashed
+/// while the next one is read. The digest is waited for before returning. A file of one
+/// chunk is hashed inline.
 pub fn hash_reader(
     r: &mut dyn Read,
+    hasher: &mut Hasher,
     progress: &mut dyn Progress,
 ) -> std::io::Result<([u8; 32], u64)> {
-    let mut buf = take_buffer();
-    let filled = match fill(r, &mut buf) {
-        Ok(n) => n,
-        Err(e) => {
-            give_back(buf);
-            return Err(e);
-        }
-    };
-    progress.advance(filled as u64);
-    let mut pipe = Pipeline::new(filled == CHUNK);
-    pipe.hash(buf, filled);
-    let result = (|| {
-        let mut len = filled as u64;
-        let mut last = filled;
-        while last == CHUNK {
-            let mut buf = pipe.buffer();
-            last = match fill(r, &mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    give_back(buf);
-                    return Err(e);
-                }
-            };
-            if last == 0 {
-                give_back(buf);
-                break;
+    let mut len = 0u64;
+    loop {
+        let mut buf = hasher.buffer();
+        let filled = match fill(r, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                hasher.unused(buf);
+                hasher.abort();
+                return Err(e);
             }
-            pipe.hash(buf, last);
-            len += last as u64;
-            progress.advance(last as u64);
+        };
+        if len == 0 && filled < CHUNK {
+            // The whole file in one chunk: nothing to overlap, and a round trip to the
+            // hashing thread per small file would cost more than hashing it here.
+            let sha = sha2::Sha256::digest(&buf[..filled]).into();
+            hasher.unused(buf);
+            progress.advance(filled as u64);
+            return Ok((sha, filled as u64));
         }
-        Ok(len)
-    })();
-    let sha = pipe.finish();
-    result.map(|len| (sha, len))
+        if filled == 0 {
+            hasher.unused(buf);
+            break;
+        }
+        hasher.chunk(buf, filled);
+        len += filled as u64;
+        progress.advance(filled as u64);
+        if filled < CHUNK {
+            break;
+        }
+    }
+    hasher.end(READ_INDEX);
+    match hasher.wait_for(READ_INDEX) {
+        Some(sha) => Ok((sha, len)),
+        None => Err(std::io::Error::other("the hashing thread stopped")),
+    }
 }
+
+/// The digest index of a file hashed by [`hash_reader`] (waited for at once), apart from
+/// the run's copies, which are indexed by file.
+const READ_INDEX: usize = usize::MAX;
 
 /// Read until `buf` is full or the reader ends: sources (MTP, FUSE) and the FAT engine
 /// (at the end of a contiguous run) return short reads in the middle of a file.
@@ -152,128 +155,26 @@ pub(super) fn give_back(buf: Vec<u8>) {
     }
 }
 
-/// SHA-256 of a stream of chunks, computed on a second thread so that hashing (one core
-/// at ~1.8 GB/s with SHA-NI) overlaps the reads and writes of the next chunks. The
-/// hashing thread gets the chunks in order through a bounded channel and sends each
-/// buffer back for reuse: at most [`DEPTH`] chunks are in flight. Where a thread cannot
-/// be started (or the stream is a single chunk), it hashes inline.
-enum Pipeline {
-    Inline(Sha256, Option<Vec<u8>>),
-    Threaded {
-        work: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
-        free: std::sync::mpsc::Receiver<Vec<u8>>,
-        hasher: std::thread::JoinHandle<Sha256>,
-        /// Buffers handed out so far (the caller's first one included).
-        buffers: usize,
-    },
-}
-
-impl Pipeline {
-    fn new(threaded: bool) -> Self {
-        if threaded {
-            let (work, jobs) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(DEPTH);
-            let (back, free) = std::sync::mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("sha256".into())
-                .spawn(move || {
-                    let mut h = Sha256::new();
-                    for (buf, n) in jobs {
-                        h.update(&buf[..n]);
-                        let _ = back.send(buf);
-                    }
-                    h
-                });
-            if let Ok(hasher) = spawned {
-                return Pipeline::Threaded {
-                    work: Some(work),
-                    free,
-                    hasher,
-                    buffers: 1,
-                };
-            }
-        }
-        Pipeline::Inline(Sha256::new(), None)
-    }
-
-    /// A buffer of `CHUNK` bytes to fill; waits for the hasher when `DEPTH` are in flight.
-    fn buffer(&mut self) -> Vec<u8> {
-        match self {
-            Pipeline::Inline(_, spare) => spare.take().unwrap_or_else(take_buffer),
-            Pipeline::Threaded { free, buffers, .. } => {
-                if let Ok(b) = free.try_recv() {
-                    return b;
-                }
-                if *buffers < DEPTH {
-                    *buffers += 1;
-                    return take_buffer();
-                }
-                // The hasher holds every buffer: wait for one (or, if it is gone, make
-                // one; `finish` then reports its failure).
-                free.recv().unwrap_or_else(|_| vec![0u8; CHUNK])
-            }
-        }
-    }
-
-    /// Hash `buf[..n]`, after every chunk given before.
-    fn hash(&mut self, buf: Vec<u8>, n: usize) {
-        match self {
-            Pipeline::Inline(h, spare) => {
-                h.update(&buf[..n]);
-                *spare = Some(buf);
-            }
-            Pipeline::Threaded { work, .. } => {
-                if let Some(w) = work {
-                    // Fails only if the hasher panicked; `finish` re-raises that panic.
-                    let _ = w.send((buf, n));
-                }
-            }
-        }
-    }
-
-    /// Wait for every chunk to be hashed; the digest.
-    fn finish(self) -> [u8; 32] {
-        let h = match self {
-            Pipeline::Inline(h, spare) => {
-                if let Some(b) = spare {
-                    give_back(b);
-                }
-                h
-            }
-            Pipeline::Threaded {
-                mut work,
-                free,
-                hasher,
-                ..
-            } => {
-                work.take();
-                let h = match hasher.join() {
-                    Ok(h) => h,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                };
-                for b in free.try_iter() {
-                    give_back(b);
-                }
-                h
-            }
-        };
-        h.finalize().into()
-    }
-}
-
 pub fn hash_on_card(
     card: &mut dyn Volume,
     path: &str,
+    hasher: &mut Hasher,
     progress: &mut dyn Progress,
 ) -> Result<([u8; 32], u64), StorageError> {
     let mut r = card.open_read(path)?;
-    hash_reader(&mut r, progress).map_err(|e| StorageError::io(path, e))
+    hash_reader(&mut r, hasher, progress).map_err(|e| StorageError::io(path, e))
 }
 
-fn hash_source(phone: &mut dyn Volume, path: &str, size: u64) -> Result<[u8; 32], CopyError> {
+fn hash_source(
+    phone: &mut dyn Volume,
+    path: &str,
+    size: u64,
+    hasher: &mut Hasher,
+) -> Result<[u8; 32], CopyError> {
     let mut r = phone
         .open_read(path)
         .map_err(|e| CopyError::Source(format!("cannot read the original: {e}")))?;
-    let (sha, len) = hash_reader(&mut r, &mut super::NoProgress)
+    let (sha, len) = hash_reader(&mut r, hasher, &mut super::NoProgress)
         .map_err(|e| CopyError::Source(format!("reading the original failed: {e}")))?;
     if len != size {
         return Err(CopyError::Source(short_read(len, size)));
@@ -324,14 +225,14 @@ pub fn copy_one(
         let sha = match source_sha {
             Some(s) => s,
             None => {
-                let s = hash_source(phone, job.source, job.size)?;
+                let s = hash_source(phone, job.source, job.size, hasher)?;
                 source_sha = Some(s);
                 s
             }
         };
         // Always read the card's copy: a record in the manifest says what was verified
         // once, not what the card holds now (it may have been damaged since).
-        let card_sha = hash_on_card(card, path, &mut super::NoProgress)
+        let card_sha = hash_on_card(card, path, hasher, &mut super::NoProgress)
             .map_err(card_error)?
             .0;
         if card_sha == sha {
@@ -415,6 +316,8 @@ fn write_temp(
         .open_read(job.source)
         .map_err(|e| CopyError::Source(format!("cannot read the original: {e}")))?;
     let mut sink = card.create_new(tmp).map_err(card_error)?;
+    // A tiny file is hashed here: waking the hashing thread for it costs more than the hash.
+    let mut inline = (job.size <= INLINE_MAX).then(sha2::Sha256::new);
     let copied = (|| {
         let mut len = 0u64;
         loop {
@@ -436,7 +339,13 @@ fn write_temp(
                 hasher.unused(buf);
                 return Err(card_error(StorageError::io(tmp, e)));
             }
-            hasher.chunk(buf, filled);
+            match &mut inline {
+                Some(h) => {
+                    h.update(&buf[..filled]);
+                    hasher.unused(buf);
+                }
+                None => hasher.chunk(buf, filled),
+            }
             len += filled as u64;
             progress.advance(filled as u64);
             if filled < CHUNK {
@@ -452,21 +361,31 @@ fn write_temp(
         sink.finish(job.modified).map_err(card_error)?;
         Ok(len)
     });
-    match finished {
-        Ok(len) => {
+    match (finished, inline) {
+        (Ok(len), Some(h)) => {
+            hasher.put(index, h.finalize().into());
+            Ok(len)
+        }
+        (Ok(len), None) => {
             hasher.end(index);
             Ok(len)
         }
-        Err(e) => {
-            hasher.abort();
+        (Err(e), inline) => {
+            if inline.is_none() {
+                hasher.abort();
+            }
             Err(e)
         }
     }
 }
 
+/// Files up to this size are hashed on the copying thread (see `write_temp`).
+const INLINE_MAX: u64 = 64 << 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Sha256;
 
     /// Returns at most `step` bytes a read, then fails with `fail_at` if set.
     struct Dribble<'a> {
@@ -500,6 +419,7 @@ mod tests {
 
     #[test]
     fn hash_reader_matches_one_shot_hash_at_chunk_boundaries() {
+        let mut hasher = Hasher::new();
         for len in [
             0,
             1,
@@ -518,7 +438,7 @@ mod tests {
                     fail_at: None,
                 };
                 let mut p = Count(0);
-                let (sha, n) = hash_reader(&mut r, &mut p).unwrap();
+                let (sha, n) = hash_reader(&mut r, &mut hasher, &mut p).unwrap();
                 assert_eq!(n, len as u64);
                 assert_eq!(p.0, len as u64);
                 assert_eq!(
@@ -532,6 +452,7 @@ mod tests {
 
     #[test]
     fn hash_reader_reports_a_read_error_in_any_chunk() {
+        let mut hasher = Hasher::new();
         let d = data(4 * CHUNK);
         for fail_at in [0, CHUNK / 2, 2 * CHUNK + 7] {
             let mut r = Dribble {
@@ -540,16 +461,16 @@ mod tests {
                 step: usize::MAX,
                 fail_at: Some(fail_at),
             };
-            assert!(hash_reader(&mut r, &mut Count(0)).is_err());
+            assert!(hash_reader(&mut r, &mut hasher, &mut Count(0)).is_err());
         }
-        // The pool is still usable afterwards.
+        // The hasher is still usable afterwards: what it had of the failed reads is dropped.
         let mut r = Dribble {
             data: &d,
             pos: 0,
             step: usize::MAX,
             fail_at: None,
         };
-        let (sha, _) = hash_reader(&mut r, &mut Count(0)).unwrap();
+        let (sha, _) = hash_reader(&mut r, &mut hasher, &mut Count(0)).unwrap();
         assert_eq!(sha, <[u8; 32]>::from(Sha256::digest(&d)));
     }
 }

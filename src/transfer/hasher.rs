@@ -5,8 +5,10 @@
 //! one chunk, so one thread serves the whole run: the copy loop hands it each chunk right
 //! after writing it and goes on with the next chunk — or the next file — while the digest
 //! is computed. Digests come back tagged with the file's index; the run collects them
-//! before it reads anything back. At most [`DEPTH`] chunks are in flight, so memory stays
-//! bounded and a slow hasher slows the copy rather than queueing without end.
+//! before it reads anything back. The same thread hashes the read-backs and the checks of
+//! files already on the card ([`super::copy::hash_reader`]), each chunk while the next is
+//! read. At most [`DEPTH`] chunks are in flight, so memory stays bounded and a slow hasher
+//! slows the copy rather than queueing without end.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
@@ -143,6 +145,11 @@ impl Hasher {
                 }
             }
         }
+    }
+
+    /// File `index`'s digest, computed by the caller (a file too small to hand over).
+    pub fn put(&mut self, index: usize, digest: [u8; 32]) {
+        self.ready.insert(index, digest);
     }
 
     /// The current file failed: what was hashed of it is dropped.

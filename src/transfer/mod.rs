@@ -70,7 +70,7 @@ pub struct PhotoOptions {
     pub batch_bytes: u64,
     /// With `move_files`, this many bytes of filler are written, flushed and deleted before
     /// the last read-back, so that no copy is read back from a card's volatile write cache
-    /// (see [`cache_flush`]). 0 turns it off.
+    /// (see `transfer/cache_flush.rs`). 0 turns it off.
     pub cache_bytes: u64,
     pub run_id: String,
 }
@@ -306,6 +306,7 @@ pub fn run_photos(
         pending_removal: Vec::new(),
         verified: vec![false; plan.facts.len()],
         read_back_errors: 0,
+        hasher: hasher::Hasher::new(),
     };
     session.copy_and_verify(progress)?;
     report.summarise();
@@ -329,6 +330,8 @@ struct Session<'a> {
     /// Copies that could not be read back at all (gone, unreadable): like a mismatch, a
     /// sign of a counterfeit or failing card.
     read_back_errors: usize,
+    /// The run's hashing thread: copies, read-backs and the checks of files already there.
+    hasher: hasher::Hasher,
 }
 
 impl Session<'_> {
@@ -348,8 +351,6 @@ impl Session<'_> {
         let mut written_total = 0u64;
         let mut card_errors_in_a_row = 0;
         let mut stop_reason: Option<String> = None;
-        let mut hasher = hasher::Hasher::new();
-
         for i in 0..self.report.files.len() {
             let file = &self.report.files[i];
             if file.status != Status::Planned {
@@ -370,7 +371,7 @@ impl Session<'_> {
                 },
                 &self.options.run_id,
                 i,
-                &mut hasher,
+                &mut self.hasher,
                 progress,
             ) {
                 Ok(done) => {
@@ -409,7 +410,7 @@ impl Session<'_> {
                     }
                 }
             }
-            self.take_digests(&mut hasher, false);
+            self.take_digests(false);
             if current_bytes >= batch_bytes {
                 closed.push_back((std::mem::take(&mut current), written_total));
                 current_bytes = 0;
@@ -419,13 +420,13 @@ impl Session<'_> {
                     break;
                 }
                 let (batch, _) = closed.pop_front().unwrap_or_default();
-                self.take_digests(&mut hasher, true);
+                self.take_digests(true);
                 self.verify_and_commit(&batch, false, progress)?;
             }
         }
         let mut rest: Vec<usize> = closed.into_iter().flat_map(|(b, _)| b).collect();
         rest.extend(current);
-        self.take_digests(&mut hasher, true);
+        self.take_digests(true);
         self.verify_and_commit(&rest, true, progress)?;
         self.remove_pending(true)?;
         if self.report.read_back_mismatches > 0 {
@@ -448,8 +449,8 @@ impl Session<'_> {
     /// The digests of the copies hashed so far, onto their reports. A copy without one
     /// (its hasher failed) reads back as different and keeps its original.
     /// `wait`: also those still being computed (before a read-back).
-    fn take_digests(&mut self, hasher: &mut hasher::Hasher, wait: bool) {
-        let files = &mut self.report.files;
+    fn take_digests(&mut self, wait: bool) {
+        let (hasher, files) = (&mut self.hasher, &mut self.report.files);
         let mut take = |i: usize, digest: [u8; 32]| {
             if let Some(r) = files.get_mut(i) {
                 if r.status == Status::Copied {
@@ -532,7 +533,7 @@ impl Session<'_> {
             });
             let f = &self.report.files[i];
             let dest = f.destination.as_deref().unwrap_or_default();
-            match copy::hash_on_card(self.card, dest, progress) {
+            match copy::hash_on_card(self.card, dest, &mut self.hasher, progress) {
                 Ok((got, len)) if Some(got) == f.sha256 && len == f.size => {
                     self.verified[i] = true;
                 }
