@@ -482,20 +482,30 @@ impl<M: Medium> FaultMedium<M> {
     }
 }
 
+/// One read through a fault point: failed, or with one bit flipped in the middle of what
+/// was read (a bit error on the card), or passed through.
+fn faulted_read(
+    st: &Shared,
+    what: &str,
+    inner: &mut dyn Read,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    match decide(st, OpKind::Read, what) {
+        Verdict::Fail => Err(injected_error()),
+        Verdict::Corrupt => {
+            let n = inner.read(buf)?;
+            if n > 0 {
+                buf[n / 2] ^= 0x10;
+            }
+            Ok(n)
+        }
+        _ => inner.read(buf),
+    }
+}
+
 impl<M: Medium> Read for FaultMedium<M> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match decide(&self.state, OpKind::Read, "medium read") {
-            Verdict::Fail => Err(injected_error()),
-            Verdict::Corrupt => {
-                let n = self.inner.read(buf)?;
-                if n > 0 {
-                    // Flip one bit in the middle of what was read: a bit error on the card.
-                    buf[n / 2] ^= 0x10;
-                }
-                Ok(n)
-            }
-            _ => self.inner.read(buf),
-        }
+        faulted_read(&self.state, "medium read", &mut self.inner, buf)
     }
 }
 
@@ -586,17 +596,7 @@ struct FaultReader<'a> {
 
 impl Read for FaultReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match decide(&self.state, OpKind::Read, "reader read") {
-            Verdict::Fail => Err(injected_error()),
-            Verdict::Corrupt => {
-                let n = self.inner.read(buf)?;
-                if n > 0 {
-                    buf[n / 2] ^= 0x10;
-                }
-                Ok(n)
-            }
-            _ => self.inner.read(buf),
-        }
+        faulted_read(&self.state, "reader read", &mut self.inner, buf)
     }
 }
 
